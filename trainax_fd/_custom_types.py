@@ -1,0 +1,18 @@
+"""Shape-annotated array aliases shared across the package (axis names as in the docs)."""
+
+from typing import TypeAlias
+
+from jaxtyping import Array, ArrayLike, Float
+
+#: One sample: a channel axis followed by one axis per spatial dimension.
+State: TypeAlias = Float[Array, "channels *spatial"]  # noqa: F821
+#: One sample with ghost layers: `(channels, *padded)`.
+Padded: TypeAlias = Float[Array, "channels *padded"]  # noqa: F821
+#: A trajectory of one sample: `(time, channels, *spatial)`.
+Trajectory: TypeAlias = Float[Array, "time channels *spatial"]
+#: A scalar array (loss, coefficient).
+Scalar: TypeAlias = Float[Array, ""]
+#: Any float array (coefficients that broadcast against a `State`).
+AnyArray: TypeAlias = Float[Array, "..."]
+#: A physical coefficient as given by a user: a Python float or anything array-like.
+Coefficient: TypeAlias = float | Float[ArrayLike, "..."]
