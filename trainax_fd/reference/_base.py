@@ -1,0 +1,83 @@
+"""The stepper interface and the checks every reference stepper shares."""
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._custom_types import AnyArray, Coefficient, State
+from ..stencil import Grid
+
+
+class AbstractStepper(eqx.Module):
+    """A time stepper on one sample: `u_next = stepper(u)`, `u` of shape `(channels, *spatial)`.
+
+    Subclasses are final: they set `grid` and implement `step`. `__call__` checks the shape
+    (batch with `jax.vmap`) and runs `step` compiled; coefficients are array leaves, so changing
+    them does not recompile.
+    """
+
+    grid: eqx.AbstractVar[Grid]
+
+    @property
+    def num_channels(self) -> int | None:
+        """Channels the stepper needs, or `None` for any number."""
+        return None
+
+    @abc.abstractmethod
+    def step(self, u: State) -> State:
+        """Advance one sample by one time step (no shape check; see `__call__`)."""
+
+    @eqx.filter_jit
+    def __call__(self, u: State) -> State:
+        self.grid.check_state(u)
+        if self.num_channels is not None and u.shape[0] != self.num_channels:
+            raise ValueError(
+                f"`u` must have {self.num_channels} channel(s) for {type(self).__name__} on this "
+                f"{self.grid.ndim}D grid, got shape {u.shape}."
+            )
+        return self.step(u)
+
+
+def is_concrete(*values) -> bool:
+    """Whether none of `values` is traced (so Python-side checks can look at them)."""
+    return not any(isinstance(v, jax.core.Tracer) for v in jax.tree_util.tree_leaves(values))
+
+
+def as_array(value: Coefficient, name: str) -> AnyArray:
+    """A coefficient as an array leaf, with a `TypeError` naming it if it is not numeric."""
+    try:
+        out = jnp.asarray(value)
+    except TypeError:
+        raise TypeError(
+            f"`{name}` must be a float or an array, got {type(value).__name__}: {value!r}."
+        ) from None
+    if not jnp.issubdtype(out.dtype, jnp.number):
+        raise TypeError(f"`{name}` must be numeric, got dtype {out.dtype}.")
+    if jnp.issubdtype(out.dtype, jnp.integer):
+        out = out.astype(jnp.result_type(float))
+    return out
+
+
+def check_dt(dt: AnyArray, limit, scheme: str, condition: str) -> AnyArray:
+    """Stop an explicit scheme that would blow up: `dt` must not exceed `limit`.
+
+    Concrete values raise a `ValueError` now; traced ones are checked when run (`eqx.error_if`).
+
+    **Returns:** `dt`, to be stored (the traced check rides on it).
+    """
+    if is_concrete(dt, limit):
+        dt_max, limit_max = float(np.max(np.asarray(dt))), float(np.min(np.asarray(limit)))
+        if dt_max <= 0:
+            raise ValueError(f"`dt` must be positive, got {dt_max}.")
+        if dt_max > limit_max * (1 + 1e-9):
+            raise ValueError(
+                f"`dt`={dt_max:.6g} exceeds the stable limit {limit_max:.6g} of {scheme} "
+                f"({condition}); a stable choice is dt={0.9 * limit_max:.6g}."
+            )
+        return dt
+    return eqx.error_if(
+        dt, jnp.any(dt > limit), f"`dt` exceeds the stable limit of {scheme} ({condition})."
+    )

@@ -1,0 +1,158 @@
+"""Initial-condition generators on a `Grid`; random ones take an explicit `key`."""
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import PRNGKeyArray
+
+from .._custom_types import State
+from ..stencil import Grid
+
+
+def _positive_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}.")
+    return value
+
+
+def _key(key) -> PRNGKeyArray:
+    if key is None or not hasattr(key, "dtype"):
+        raise TypeError(f"`key` must be a JAX PRNG key (jax.random.key(0)), got {key!r}.")
+    return key
+
+
+def _relative_mesh(grid: Grid) -> tuple[jax.Array, ...]:
+    """Coordinates divided by the extent: every axis runs over `[0, 1)` or `(0, 1)`."""
+    return tuple(x / length for x, length in zip(grid.mesh(), grid.extent))
+
+
+def sine(grid: Grid, frequencies: float | Sequence[float] = 1.0, amplitude: float = 1.0) -> State:
+    """`amplitude * prod_a sin(2 pi f_a x_a / L_a)`, shape `(1, *spatial)`.
+
+    Integer `f` is periodic; `f = 0.5` is the half sine that vanishes at both ends (the
+    Dirichlet mode on a `"vertex"` grid).
+    """
+    freqs = (frequencies,) * grid.ndim if np.isscalar(frequencies) else tuple(frequencies)
+    if len(freqs) != grid.ndim:
+        raise ValueError(
+            f"`frequencies` must be a scalar or one per axis ({grid.ndim}), got {freqs}."
+        )
+    out = amplitude * jnp.ones(grid.shape)
+    for x, f in zip(_relative_mesh(grid), freqs):
+        out = out * jnp.sin(2 * np.pi * f * x)
+    return out[None]
+
+
+def random_fourier(
+    grid: Grid,
+    *,
+    key: PRNGKeyArray,
+    max_wavenumber: int = 5,
+    channels: int = 1,
+    zero_mean: bool = True,
+    basis: str = "fourier",
+) -> State:
+    """A random truncated Fourier series, normalised to a maximum magnitude of 1.
+
+    Each mode `kappa` with `|kappa_a| <= max_wavenumber` gets a normal coefficient scaled by
+    `1 / (1 + |kappa|^2)`; `basis="fourier"` is periodic (complex exponentials), `"sine"`
+    uses `prod_a sin(pi m_a x_a / L_a)`, `m_a >= 1`, which vanishes on every boundary.
+    `zero_mean` drops the constant mode of the Fourier basis.
+
+    **Returns:** shape `(channels, *spatial)`.
+    """
+    _key(key)
+    _positive_int("max_wavenumber", max_wavenumber)
+    _positive_int("channels", channels)
+    if basis not in ("fourier", "sine"):
+        raise ValueError(f"`basis` must be 'fourier' or 'sine', got {basis!r}.")
+    coords = [jnp.asarray(grid.coordinates(a) / grid.extent[a]) for a in range(grid.ndim)]
+    if basis == "fourier":
+        modes = np.arange(-max_wavenumber, max_wavenumber + 1)
+        per_axis = [jnp.exp(2j * np.pi * modes[:, None] * c[None]) for c in coords]
+    else:
+        modes = np.arange(1, max_wavenumber + 1)
+        per_axis = [jnp.sin(np.pi * modes[:, None] * c[None]) for c in coords]
+    k2 = sum(np.meshgrid(*[modes**2] * grid.ndim, indexing="ij"))
+    weight = jnp.asarray(1.0 / (1.0 + k2))
+    if basis == "fourier" and zero_mean:
+        weight = weight.at[(max_wavenumber,) * grid.ndim].set(0.0)
+    key_re, key_im = jax.random.split(key)
+    shape = (channels, *weight.shape)
+    coef = jax.random.normal(key_re, shape) * weight
+    if basis == "fourier":
+        coef = coef + 1j * jax.random.normal(key_im, shape) * weight
+    out = coef  # (channels, *modes); each contraction turns the leading mode axis into space
+    for basis_a in per_axis:
+        out = jnp.tensordot(out, basis_a, axes=([1], [0]))
+    out = jnp.real(out)
+    return out / jnp.max(jnp.abs(out), axis=tuple(range(1, out.ndim)), keepdims=True)
+
+
+def _boxes(grid: Grid, key: PRNGKeyArray, count: int, channels: int):
+    keys = jax.random.split(key, 3)
+    centre = jax.random.uniform(keys[0], (channels, count, grid.ndim), minval=0.2, maxval=0.8)
+    size = jax.random.uniform(keys[1], (channels, count, grid.ndim), minval=0.05, maxval=0.2)
+    amplitude = jax.random.uniform(keys[2], (channels, count), minval=-1.0, maxval=1.0)
+    return centre, size, amplitude
+
+
+def random_soft_rectangles(
+    grid: Grid,
+    *,
+    key: PRNGKeyArray,
+    count: int = 3,
+    channels: int = 1,
+    softness: float = 0.02,
+) -> State:
+    """A sum of `count` smoothed boxes per channel (random centre, size and amplitude in [-1, 1]).
+
+    Each box is `prod_a [sigmoid((x_a - lo_a) / w) - sigmoid((x_a - hi_a) / w)]` in coordinates
+    relative to the extent, with edge width `w = softness`.
+
+    **Returns:** shape `(channels, *spatial)`.
+    """
+    _key(key)
+    _positive_int("count", count)
+    _positive_int("channels", channels)
+    if not softness > 0:
+        raise ValueError(f"`softness` must be positive, got {softness!r}.")
+    centre, size, amplitude = _boxes(grid, key, count, channels)
+    x = jnp.stack(_relative_mesh(grid))  # (dim, *spatial)
+    expand = (...,) + (None,) * grid.ndim
+    lo, hi = (centre - size)[expand], (centre + size)[expand]  # (channels, count, dim, *spatial)
+    box = jax.nn.sigmoid((x - lo) / softness) - jax.nn.sigmoid((x - hi) / softness)
+    return jnp.sum(amplitude[expand] * jnp.prod(box, axis=2), axis=1)
+
+
+def gaussian_blobs(
+    grid: Grid,
+    *,
+    key: PRNGKeyArray,
+    count: int = 3,
+    channels: int = 1,
+    width: tuple[float, float] = (0.03, 0.1),
+) -> State:
+    """A sum of `count` Gaussian blobs per channel, `a exp(-|x - c|^2 / (2 s^2))`.
+
+    Centres uniform in the inner 60 % of the domain, amplitudes in `[-1, 1]`, widths `s`
+    uniform in `width` (relative to the extent).
+
+    **Returns:** shape `(channels, *spatial)`.
+    """
+    _key(key)
+    _positive_int("count", count)
+    _positive_int("channels", channels)
+    lo_w, hi_w = width
+    if not 0 < lo_w <= hi_w:
+        raise ValueError(f"`width` must be (low, high) with 0 < low <= high, got {width!r}.")
+    keys = jax.random.split(key, 4)
+    centre = jax.random.uniform(keys[0], (channels, count, grid.ndim), minval=0.2, maxval=0.8)
+    sigma = jax.random.uniform(keys[1], (channels, count), minval=lo_w, maxval=hi_w)
+    amplitude = jax.random.uniform(keys[2], (channels, count), minval=-1.0, maxval=1.0)
+    x = jnp.stack(_relative_mesh(grid))
+    expand = (...,) + (None,) * grid.ndim
+    r2 = jnp.sum((x - centre[expand]) ** 2, axis=2)  # (channels, count, *spatial)
+    return jnp.sum(amplitude[expand] * jnp.exp(-r2 / (2 * sigma[expand] ** 2)), axis=1)
