@@ -109,7 +109,8 @@ class FourierHeat(AbstractStepper):
 
     def step(self, u: State) -> State:
         axes = tuple(range(1, u.ndim))
-        k2 = jnp.asarray(wavenumber_squared(self.grid), dtype=u.dtype)
+        k2 = jnp.asarray(wavenumber_squared(self.grid)[None], dtype=u.dtype)
         decay = jnp.exp(-(self.diffusivity * self.dt).astype(u.dtype) * k2)
         u_hat = jnp.fft.rfftn(u, axes=axes)
-        return jnp.fft.irfftn(u_hat * decay, s=self.grid.shape, axes=axes).astype(u.dtype)
+        u_hat = u_hat * decay.astype(u_hat.dtype)
+        return jnp.fft.irfftn(u_hat, s=self.grid.shape, axes=axes).astype(u.dtype)

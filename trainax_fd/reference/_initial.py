@@ -71,19 +71,21 @@ def random_fourier(
     coords = [jnp.asarray(grid.coordinates(a) / grid.extent[a]) for a in range(grid.ndim)]
     if basis == "fourier":
         modes = np.arange(-max_wavenumber, max_wavenumber + 1)
-        per_axis = [jnp.exp(2j * np.pi * modes[:, None] * c[None]) for c in coords]
+        phases = [2 * np.pi * jnp.asarray(modes[:, None], c.dtype) * c[None] for c in coords]
+        per_axis = [jax.lax.complex(jnp.cos(p), jnp.sin(p)) for p in phases]
     else:
         modes = np.arange(1, max_wavenumber + 1)
-        per_axis = [jnp.sin(np.pi * modes[:, None] * c[None]) for c in coords]
+        per_axis = [jnp.sin(np.pi * jnp.asarray(modes[:, None], c.dtype) * c[None]) for c in coords]
     k2 = sum(np.meshgrid(*[modes**2] * grid.ndim, indexing="ij"))
-    weight = jnp.asarray(1.0 / (1.0 + k2))
+    weight = 1.0 / (1.0 + k2)
     if basis == "fourier" and zero_mean:
-        weight = weight.at[(max_wavenumber,) * grid.ndim].set(0.0)
+        weight[(max_wavenumber,) * grid.ndim] = 0.0
+    weight = jnp.asarray(weight[None])
     key_re, key_im = jax.random.split(key)
-    shape = (channels, *weight.shape)
+    shape = (channels, *weight.shape[1:])
     coef = jax.random.normal(key_re, shape) * weight
     if basis == "fourier":
-        coef = coef + 1j * jax.random.normal(key_im, shape) * weight
+        coef = jax.lax.complex(coef, jax.random.normal(key_im, shape) * weight)
     out = coef  # (channels, *modes); each contraction turns the leading mode axis into space
     for basis_a in per_axis:
         out = jnp.tensordot(out, basis_a, axes=([1], [0]))
@@ -120,7 +122,7 @@ def random_soft_rectangles(
     if not softness > 0:
         raise ValueError(f"`softness` must be positive, got {softness!r}.")
     centre, size, amplitude = _boxes(grid, key, count, channels)
-    x = jnp.stack(_relative_mesh(grid))  # (dim, *spatial)
+    x = jnp.stack(_relative_mesh(grid))[None, None]  # (1, 1, dim, *spatial)
     expand = (...,) + (None,) * grid.ndim
     lo, hi = (centre - size)[expand], (centre + size)[expand]  # (channels, count, dim, *spatial)
     box = jax.nn.sigmoid((x - lo) / softness) - jax.nn.sigmoid((x - hi) / softness)
@@ -152,7 +154,7 @@ def gaussian_blobs(
     centre = jax.random.uniform(keys[0], (channels, count, grid.ndim), minval=0.2, maxval=0.8)
     sigma = jax.random.uniform(keys[1], (channels, count), minval=lo_w, maxval=hi_w)
     amplitude = jax.random.uniform(keys[2], (channels, count), minval=-1.0, maxval=1.0)
-    x = jnp.stack(_relative_mesh(grid))
+    x = jnp.stack(_relative_mesh(grid))[None, None]  # (1, 1, dim, *spatial)
     expand = (...,) + (None,) * grid.ndim
     r2 = jnp.sum((x - centre[expand]) ** 2, axis=2)  # (channels, count, *spatial)
     return jnp.sum(amplitude[expand] * jnp.exp(-r2 / (2 * sigma[expand] ** 2)), axis=1)

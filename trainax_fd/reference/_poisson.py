@@ -80,6 +80,6 @@ class PoissonRelaxation(AbstractStepper):
             return u - update * self.residual(u)
         parity = sum(np.meshgrid(*[np.arange(n) for n in self.grid.shape], indexing="ij")) % 2
         for colour in (0, 1):
-            mask = jnp.asarray(parity == colour, dtype=u.dtype)
+            mask = jnp.asarray(parity[None] == colour, dtype=u.dtype)
             u = u - mask * update * self.residual(u)
         return u

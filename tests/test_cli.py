@@ -1,0 +1,50 @@
+import matplotlib
+import numpy as np
+import pytest
+
+import trainax_fd as tf
+from trainax_fd._cli import main
+from trainax_fd.plot import snapshot, spacetime
+
+matplotlib.use("Agg")
+
+
+def test_main_job_prints_summary_and_writes_figure(tmp_path, capsys):
+    assert main(["--samples", "2", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for name in ("advection (upwind)", "diffusion (explicit)", "burgers (upwind)", "heat 2D"):
+        assert name in out
+    assert "(2, 101, 1, 40)" in out  # samples, time (with the initial state), channels, space
+    residuals = out.split("max residual ")[1].split(" in ")[0].split(" -> ")
+    assert float(residuals[1]) < 1e-3 * float(residuals[0])
+    figure = tmp_path / "reference_trajectories.png"
+    assert figure.stat().st_size > 10_000
+    assert str(figure) in out
+
+
+def test_main_job_rejects_bad_sample_count(capsys):
+    with pytest.raises(SystemExit):
+        main(["--samples", "0"])
+    assert "--samples must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_spacetime_and_snapshot_draw_the_data():
+    import matplotlib.pyplot as plt
+
+    line = tf.Grid((8,), 2.0)
+    data = np.arange(3 * 8, dtype=np.float32).reshape(3, 1, 8)
+    image = spacetime(data, line, dt=0.5)
+    np.testing.assert_array_equal(image.get_array(), data[:, 0])
+    assert image.get_extent() == [0.0, 2.0, 0.0, 1.0]
+    plane = tf.Grid((4, 6))
+    u = np.random.default_rng(0).normal(size=(2, 4, 6))
+    image = snapshot(u, plane, channel=1)
+    np.testing.assert_array_equal(image.get_array(), u[1].T)
+    plt.close("all")
+
+
+def test_plot_shape_errors():
+    with pytest.raises(ValueError, match=r"must have shape \(time, channels, 8\) on a 1D grid"):
+        spacetime(np.zeros((3, 8)), tf.Grid((8,)))
+    with pytest.raises(ValueError, match=r"must have shape \(channels, 4, 6\) on a 2D grid"):
+        snapshot(np.zeros((1, 6, 4)), tf.Grid((4, 6)))
