@@ -11,6 +11,7 @@ from .reference import (
     PoissonRelaxation as PoissonRelaxation,
     repeat as repeat,
     rollout as rollout,
+    trajectories as trajectories,
 )
 from .stencil import (
     Dirichlet as Dirichlet,

@@ -16,4 +16,5 @@ from ._rollout import (
     Rollout as Rollout,
     repeat as repeat,
     rollout as rollout,
+    trajectories as trajectories,
 )
