@@ -184,6 +184,8 @@ def boundary_pairs(
         per_axis = [bc] * grid.ndim
     elif isinstance(bc, Sequence):
         per_axis = list(bc)
+        if grid.ndim == 1 and len(per_axis) == 2:
+            per_axis = [tuple(per_axis)]  # on a 1D grid two entries can only mean (low, high)
         if len(per_axis) != grid.ndim:
             raise ValueError(
                 f"`bc` must give one entry per axis ({grid.ndim} for this grid), got "
@@ -194,7 +196,7 @@ def boundary_pairs(
         raise AssertionError
     pairs = []
     for axis, entry in enumerate(per_axis):
-        if isinstance(entry, tuple) and len(entry) == 2:
+        if isinstance(entry, (tuple, list)) and len(entry) == 2:
             low, high = _one(entry[0]), _one(entry[1])
         else:
             low = high = _one(entry)
@@ -251,6 +253,8 @@ def pad(
 
 def _widths(width, ndim: int) -> tuple[tuple[int, int], ...]:
     if isinstance(width, int):
+        if width < 0:
+            raise ValueError(f"`width` must be non-negative, got {width}.")
         return ((width, width),) * ndim
     width = tuple(width)
     if len(width) != ndim:

@@ -12,7 +12,7 @@ PLACEMENTS: tuple[str, ...] = ("cell", "vertex", "periodic")
 
 
 def _per_axis(name: str, value, ndim: int) -> tuple:
-    if isinstance(value, (str, int, float)):
+    if isinstance(value, (str, int, float, np.number)):
         return (value,) * ndim
     value = tuple(value)
     if len(value) != ndim:

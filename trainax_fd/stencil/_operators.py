@@ -93,6 +93,7 @@ def div_k_grad_diagonal(u: State, k: Coefficient, grid: Grid, bc: BoundarySpec) 
 
     Used by Jacobi and Gauss-Seidel sweeps. **Returns:** shape of `u` broadcast with `k`.
     """
+    grid.check_state(u)
     k = _coefficient(k, u, grid)
     pairs = boundary_pairs(bc, grid)
     diag = jnp.zeros_like(u)
