@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     results = []
     for name, grid, stepper, steps, u0 in _problems(args.samples, jax.random.key(args.seed)):
         start = time.perf_counter()
-        data = jax.vmap(ref.rollout(stepper, steps, include_init=True))(u0)
+        data = ref.trajectories(stepper, u0, steps)
         data.block_until_ready()
         seconds = time.perf_counter() - start
         size, dt = "x".join(map(str, grid.shape)), float(stepper.dt)

@@ -50,7 +50,7 @@ def as_array(value: Coefficient, name: str) -> AnyArray:
     """A coefficient as an array leaf, with a `TypeError` naming it if it is not numeric."""
     try:
         out = jnp.asarray(value)
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(
             f"`{name}` must be a float or an array, got {type(value).__name__}: {value!r}."
         ) from None

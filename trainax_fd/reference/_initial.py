@@ -147,12 +147,11 @@ def gaussian_blobs(
     _key(key)
     _positive_int("count", count)
     _positive_int("channels", channels)
-    lo_w, hi_w = width
-    if not 0 < lo_w <= hi_w:
+    if np.ndim(width) != 1 or len(width) != 2 or not 0 < width[0] <= width[1]:
         raise ValueError(f"`width` must be (low, high) with 0 < low <= high, got {width!r}.")
     keys = jax.random.split(key, 4)
     centre = jax.random.uniform(keys[0], (channels, count, grid.ndim), minval=0.2, maxval=0.8)
-    sigma = jax.random.uniform(keys[1], (channels, count), minval=lo_w, maxval=hi_w)
+    sigma = jax.random.uniform(keys[1], (channels, count), minval=width[0], maxval=width[1])
     amplitude = jax.random.uniform(keys[2], (channels, count), minval=-1.0, maxval=1.0)
     x = jnp.stack(_relative_mesh(grid))[None, None]  # (1, 1, dim, *spatial)
     expand = (...,) + (None,) * grid.ndim

@@ -17,8 +17,14 @@ def _check_count(name: str, n, minimum: int) -> int:
     return n
 
 
+@eqx.filter_checkpoint
+def _remat_step(stepper: Callable, u: State) -> State:
+    return stepper(u)
+
+
 def _body(stepper: Callable, checkpoint: bool) -> Callable:
-    return jax.checkpoint(stepper) if checkpoint else stepper
+    """The step to scan; with `checkpoint`, rematerialised in the backward pass."""
+    return (lambda u: _remat_step(stepper, u)) if checkpoint else stepper
 
 
 class Rollout(eqx.Module):
