@@ -1,5 +1,7 @@
 """`rollout` / `Rollout` and `repeat` / `Repeated`: values, gradients, vmap, errors, retracing."""
 
+import re
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -7,7 +9,7 @@ import numpy as np
 import pytest
 
 from trainax_fd import Grid
-from trainax_fd.reference import Diffusion, Repeated, Rollout, repeat, rollout
+from trainax_fd.reference import Diffusion, Repeated, Rollout, repeat, rollout, trajectories
 
 TRACES: list = []  # appended to each time a `Counting` stepper is traced
 
@@ -252,3 +254,30 @@ def test_reference_stepper_coefficients_do_not_retrace():
     np.testing.assert_allclose(
         out[2], python_loop(Diffusion(GRID, "periodic", k_field * 0.5, 2e-3), u0, 2), rtol=1e-6
     )
+
+
+@pytest.mark.parametrize("include_init", [True, False])
+def test_trajectories_equal_the_vmapped_rollout(include_init):
+    stepper = diffusion()
+    u0 = jnp.stack([initial(seed) for seed in range(3)])
+    data = trajectories(stepper, u0, 5, include_init=include_init)
+    expected = np.stack([python_loop(stepper, u, 5) for u in u0])  # without the initial state
+    if include_init:
+        expected = np.concatenate([np.asarray(u0)[:, None], expected], axis=1)
+    assert data.shape == (3, 5 + include_init, 2, 12)
+    np.testing.assert_allclose(np.asarray(data), expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "args, error, message",
+    [
+        ((initial()[0], 3), ValueError, "`initial` must be a batch of states"),
+        ((initial()[None], 0), ValueError, "`num_steps` must be an int >= 1, got 0."),
+        ((initial()[None], 2.5), ValueError, "`num_steps` must be an int >= 1, got 2.5."),
+    ],
+)
+def test_trajectories_errors(args, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        trajectories(diffusion(), *args)
+    with pytest.raises(TypeError, match="`stepper` must be callable"):
+        trajectories(3, initial()[None], 2)
