@@ -42,23 +42,8 @@ def spacetime(
             f"`trajectory` must have shape (time, channels, {grid.shape[0]}) on a 1D grid, got "
             f"{data.shape} on a {grid.ndim}D grid."
         )
-    ax = _axes(ax)
-    limit = float(np.max(np.abs(data[:, channel]))) or 1.0
-    image = ax.imshow(
-        data[:, channel],
-        origin="lower",
-        aspect="auto",
-        cmap=cmap,
-        vmin=-limit,
-        vmax=limit,
-        extent=(0.0, grid.extent[0], 0.0, dt * (data.shape[0] - 1)),
-        interpolation="nearest",
-    )
-    ax.set_xlabel("x")
-    ax.set_ylabel("t")
-    if title:
-        ax.set_title(title)
-    return image
+    extent = (0.0, grid.extent[0], 0.0, dt * (data.shape[0] - 1))
+    return _image(ax, data[:, channel], extent, ("x", "t"), title, cmap, aspect="auto")
 
 
 def snapshot(
@@ -74,19 +59,26 @@ def snapshot(
             f"`u` must have shape (channels, {grid.shape[0]}, {grid.shape[-1]}) on a 2D grid, got "
             f"{data.shape} on a {grid.ndim}D grid."
         )
+    extent = (0.0, grid.extent[0], 0.0, grid.extent[1])
+    return _image(ax, data[channel].T, extent, ("x", "y"), title, cmap, aspect="equal")
+
+
+def _image(ax, image, extent, labels, title, cmap, aspect):
+    """A symmetric-colour-range image with axis labels; **returns** the `AxesImage`."""
     ax = _axes(ax)
-    limit = float(np.max(np.abs(data[channel]))) or 1.0
-    image = ax.imshow(
-        data[channel].T,
+    limit = float(np.max(np.abs(image))) or 1.0
+    drawn = ax.imshow(
+        image,
         origin="lower",
+        aspect=aspect,
         cmap=cmap,
         vmin=-limit,
         vmax=limit,
-        extent=(0.0, grid.extent[0], 0.0, grid.extent[1]),
+        extent=extent,
         interpolation="nearest",
     )
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
     if title:
         ax.set_title(title)
-    return image
+    return drawn
