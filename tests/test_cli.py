@@ -48,3 +48,15 @@ def test_plot_shape_errors():
         spacetime(np.zeros((3, 8)), tf.Grid((8,)))
     with pytest.raises(ValueError, match=r"must have shape \(channels, 4, 6\) on a 2D grid"):
         snapshot(np.zeros((1, 6, 4)), tf.Grid((4, 6)))
+
+
+def test_readme_example_runs_and_both_ways_agree():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    code = readme.split("```python\n")[1].split("```")[0]
+    namespace: dict = {}
+    exec(code, namespace)
+    assert namespace["data"].shape == (16, 101, 1, 256)
+    again = namespace["tf"].trajectories(namespace["stepper"], namespace["u0"], 100)
+    np.testing.assert_allclose(np.asarray(again), np.asarray(namespace["data"]), atol=1e-6)

@@ -180,9 +180,9 @@ def boundary_pairs(
     `(low, high)` pair. Strings `"periodic"`, `"dirichlet"`, `"neumann"` mean the
     homogeneous condition.
     """
-    if isinstance(bc, (AbstractBoundary, str)):
-        per_axis = [bc] * grid.ndim
-    elif isinstance(bc, Sequence):
+    if isinstance(bc, (AbstractBoundary, str)) or not isinstance(bc, Sequence):
+        per_axis = [bc] * grid.ndim  # anything else fails in `_one` with a TypeError
+    else:
         per_axis = list(bc)
         if grid.ndim == 1 and len(per_axis) == 2:
             per_axis = [tuple(per_axis)]  # on a 1D grid two entries can only mean (low, high)
@@ -191,9 +191,6 @@ def boundary_pairs(
                 f"`bc` must give one entry per axis ({grid.ndim} for this grid), got "
                 f"{len(per_axis)}."
             )
-    else:
-        _one(bc)  # raises the TypeError
-        raise AssertionError
     pairs = []
     for axis, entry in enumerate(per_axis):
         if isinstance(entry, (tuple, list)) and len(entry) == 2:
