@@ -2,7 +2,7 @@
 
 from typing import TypeAlias
 
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, ArrayLike, Float, Int
 
 #: One sample: a channel axis followed by one axis per spatial dimension.
 State: TypeAlias = Float[Array, "channels *spatial"]  # noqa: F821
@@ -16,3 +16,7 @@ Scalar: TypeAlias = Float[Array, ""]
 AnyArray: TypeAlias = Float[Array, "..."]
 #: A physical coefficient as given by a user: a Python float or anything array-like.
 Coefficient: TypeAlias = float | Float[ArrayLike, "..."]
+#: Flat window indices of an epoch, cut into equal batches: `(batches, batch)`.
+EpochBatches: TypeAlias = Int[Array, "batches batch"]
+#: Flat window indices of one batch: `(batch,)`.
+BatchIndex: TypeAlias = Int[Array, "batch"]  # noqa: F821
