@@ -1,7 +1,7 @@
 """trainax_fd: a finite-difference stencil core, reference PDE steppers and trainers for
 autoregressive neural PDE emulators in JAX."""
 
-from . import reference as reference, stencil as stencil
+from . import data as data, losses as losses, reference as reference, stencil as stencil
 from .reference import (
     AbstractStepper as AbstractStepper,
     Advection as Advection,
