@@ -5,10 +5,11 @@ from typing import Literal
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 
 from .._custom_types import AnyArray, Coefficient, State
 from ..stencil import BoundarySpec, Grid, boundary_pairs, central, second, upwind
-from ._base import AbstractStepper, as_array, check_dt, is_concrete
+from ._base import AbstractStepper, array_module, as_array, check_dt
 
 SCHEMES = ("upwind", "central", "lax_wendroff")
 
@@ -17,7 +18,8 @@ def velocity_vector(velocity: Coefficient, grid: Grid) -> AnyArray:
     """A velocity as one component per axis, shape `(dim,)`; a scalar applies to every axis."""
     c = as_array(velocity, "velocity")
     if c.ndim == 0:
-        return jnp.broadcast_to(c, (grid.ndim,))
+        xp = array_module(c)
+        return jnp.asarray(xp.broadcast_to(xp.asarray(c), (grid.ndim,)))
     if c.shape != (grid.ndim,):
         raise ValueError(
             f"`velocity` must be a scalar or have shape ({grid.ndim},) (one component per axis), "
@@ -62,23 +64,25 @@ class Advection(AbstractStepper):
             raise ValueError(f"`scheme` must be one of {SCHEMES}, got {scheme!r}.")
         self.grid, self.bc, self.scheme = grid, boundary_pairs(bc, grid), scheme
         self.velocity = velocity_vector(velocity, grid)
-        inv_h = jnp.asarray([1.0 / h for h in grid.spacing], dtype=self.velocity.dtype)
+        xp = array_module(self.velocity)
+        spacing = xp.asarray(grid.spacing, dtype=self.velocity.dtype)
+        speed = xp.abs(xp.asarray(self.velocity)) / spacing
         dt = as_array(dt, "dt")
         if scheme == "upwind":
-            limit = 1.0 / jnp.maximum(jnp.sum(jnp.abs(self.velocity) * inv_h), 1e-30)
+            limit = 1.0 / xp.maximum(xp.sum(speed), 1e-30)
             self.dt = check_dt(dt, limit, "upwind advection", "dt * sum_a |c_a| / h_a <= 1")
         elif scheme == "lax_wendroff":
-            limit = 1.0 / jnp.maximum(jnp.max(jnp.abs(self.velocity) * inv_h), 1e-30)
+            limit = 1.0 / xp.maximum(xp.max(speed), 1e-30)
             self.dt = check_dt(dt, limit, "Lax-Wendroff advection", "|c_a| dt / h_a <= 1")
         else:
-            if is_concrete(self.velocity) and bool(jnp.any(self.velocity != 0)):
+            if xp is np and bool(np.any(np.asarray(self.velocity) != 0)):
                 warnings.warn(
                     "Central (FTCS) advection is unconditionally unstable: every mode grows by "
                     "sqrt(1 + (c dt/h)^2 sin^2(kh)) per step. Use 'upwind' or 'lax_wendroff' "
                     "for long rollouts.",
                     stacklevel=2,
                 )
-            self.dt = check_dt(dt, jnp.inf, "central advection", "dt > 0")
+            self.dt = check_dt(dt, np.inf, "central advection", "dt > 0")
 
     def step(self, u: State) -> State:
         c = self.velocity.astype(u.dtype)

@@ -46,6 +46,11 @@ def is_concrete(*values) -> bool:
     return not any(isinstance(v, jax.core.Tracer) for v in jax.tree_util.tree_leaves(values))
 
 
+def array_module(*values):
+    """NumPy for concrete values (checks then compile nothing), `jax.numpy` for traced ones."""
+    return np if is_concrete(*values) else jnp
+
+
 def as_array(value: Coefficient, name: str) -> AnyArray:
     """A coefficient as an array leaf, with a `TypeError` naming it if it is not numeric."""
     try:
@@ -78,6 +83,7 @@ def check_dt(dt: AnyArray, limit, scheme: str, condition: str) -> AnyArray:
                 f"({condition}); a stable choice is dt={0.9 * limit_max:.6g}."
             )
         return dt
+    limit = jnp.asarray(limit, dtype=jnp.result_type(dt))
     return eqx.error_if(
         dt, jnp.any(dt > limit), f"`dt` exceeds the stable limit of {scheme} ({condition})."
     )

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 
 from .._custom_types import AnyArray, Coefficient, State
 from ..stencil import BoundarySpec, Grid, boundary_pairs, laplacian, upwind
-from ._base import AbstractStepper, as_array, check_dt
+from ._base import AbstractStepper, array_module, as_array, check_dt
 
 
 class Burgers(AbstractStepper):
@@ -35,7 +35,8 @@ class Burgers(AbstractStepper):
         if self.viscosity.ndim != 0:
             raise ValueError(f"`viscosity` must be a scalar, got shape {self.viscosity.shape}.")
         inv_h2 = sum(2.0 / h**2 for h in grid.spacing)
-        limit = 1.0 / (jnp.maximum(self.viscosity, 1e-30) * inv_h2)
+        xp = array_module(self.viscosity)
+        limit = 1.0 / (xp.maximum(xp.asarray(self.viscosity), 1e-30) * inv_h2)
         condition = "dt nu sum_a 2/h_a^2 <= 1"
         self.dt = check_dt(as_array(dt, "dt"), limit, "viscous Burgers", condition)
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from .._custom_types import AnyArray, Coefficient, State
 from ..stencil import BoundarySpec, Grid, boundary_pairs, div_k_grad, laplacian
-from ._base import AbstractStepper, as_array, check_dt
+from ._base import AbstractStepper, array_module, as_array, check_dt
 
 
 def coefficient_field(value: Coefficient, grid: Grid, name: str) -> AnyArray:
@@ -52,7 +52,8 @@ class Diffusion(AbstractStepper):
         self.diffusivity = coefficient_field(diffusivity, grid, "diffusivity")
         self.source = coefficient_field(source, grid, "source")
         inv_h2 = sum(2.0 / h**2 for h in grid.spacing)
-        limit = 1.0 / (jnp.maximum(jnp.max(self.diffusivity), 1e-30) * inv_h2)
+        xp = array_module(self.diffusivity)
+        limit = 1.0 / (xp.maximum(xp.max(xp.asarray(self.diffusivity)), 1e-30) * inv_h2)
         self.dt = check_dt(
             as_array(dt, "dt"), limit, "explicit diffusion", "dt max(k) sum 2/h^2 <= 1"
         )

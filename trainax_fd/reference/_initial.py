@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -45,6 +46,7 @@ def sine(grid: Grid, frequencies: float | Sequence[float] = 1.0, amplitude: floa
     return out[None]
 
 
+@eqx.filter_jit  # one compiled program per configuration, also when called eagerly
 def random_fourier(
     grid: Grid,
     *,
@@ -101,6 +103,7 @@ def _boxes(grid: Grid, key: PRNGKeyArray, count: int, channels: int):
     return centre, size, amplitude
 
 
+@eqx.filter_jit
 def random_soft_rectangles(
     grid: Grid,
     *,
@@ -129,6 +132,7 @@ def random_soft_rectangles(
     return jnp.sum(amplitude[expand] * jnp.prod(box, axis=2), axis=1)
 
 
+@eqx.filter_jit
 def gaussian_blobs(
     grid: Grid,
     *,
