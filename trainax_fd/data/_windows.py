@@ -9,15 +9,10 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Int, PyTree
 
+from .._checks import check_int
 from .._custom_types import BatchIndex, EpochBatches
 
 _STARTS = ("all", "initial")
-
-
-def _check_count(name: str, n, minimum: int) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}, got {n!r}.")
-    return n
 
 
 def _leaves_with_paths(tree) -> list[tuple[str, Array]]:
@@ -66,7 +61,7 @@ class Windows(eqx.Module):
         starts: Literal["all", "initial"] = "all",
         per_sample: PyTree[Array] | None = None,
     ):
-        _check_count("length", length, 1)
+        check_int("length", length, 1)
         if not isinstance(starts, str) or starts not in _STARTS:
             raise ValueError(f"`starts` must be one of {_STARTS}, got {starts!r}.")
         trajectories = jax.tree_util.tree_map(jnp.asarray, trajectories)
@@ -237,8 +232,8 @@ def epoch_batches(num_windows: int, batch_size: int, *, key: Array) -> EpochBatc
     `num_batches = num_windows // batch_size`, or `(1, num_windows)` in the full-batch case.
     Each index occurs at most once.
     """
-    _check_count("num_windows", num_windows, 1)
-    _check_count("batch_size", batch_size, 1)
+    check_int("num_windows", num_windows, 1)
+    check_int("batch_size", batch_size, 1)
     permutation = _permutation(key, num_windows)
     if batch_size > num_windows:
         warnings.warn(

@@ -8,14 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
+from .._checks import check_int
 from .._custom_types import State
 from ..stencil import Grid
-
-
-def _positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}.")
-    return value
 
 
 def _key(key) -> PRNGKeyArray:
@@ -66,8 +61,8 @@ def random_fourier(
     **Returns:** shape `(channels, *spatial)`.
     """
     _key(key)
-    _positive_int("max_wavenumber", max_wavenumber)
-    _positive_int("channels", channels)
+    check_int("max_wavenumber", max_wavenumber)
+    check_int("channels", channels)
     if basis not in ("fourier", "sine"):
         raise ValueError(f"`basis` must be 'fourier' or 'sine', got {basis!r}.")
     coords = [jnp.asarray(grid.coordinates(a) / grid.extent[a]) for a in range(grid.ndim)]
@@ -120,8 +115,8 @@ def random_soft_rectangles(
     **Returns:** shape `(channels, *spatial)`.
     """
     _key(key)
-    _positive_int("count", count)
-    _positive_int("channels", channels)
+    check_int("count", count)
+    check_int("channels", channels)
     if not softness > 0:
         raise ValueError(f"`softness` must be positive, got {softness!r}.")
     centre, size, amplitude = _boxes(grid, key, count, channels)
@@ -149,8 +144,8 @@ def gaussian_blobs(
     **Returns:** shape `(channels, *spatial)`.
     """
     _key(key)
-    _positive_int("count", count)
-    _positive_int("channels", channels)
+    check_int("count", count)
+    check_int("channels", channels)
     if np.ndim(width) != 1 or len(width) != 2 or not 0 < width[0] <= width[1]:
         raise ValueError(f"`width` must be (low, high) with 0 < low <= high, got {width!r}.")
     keys = jax.random.split(key, 4)

@@ -8,13 +8,8 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Float
 
+from .._checks import check_int
 from .._custom_types import State, Trajectory
-
-
-def _check_count(name: str, n, minimum: int) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}, got {n!r}.")
-    return n
 
 
 @eqx.filter_checkpoint
@@ -75,7 +70,7 @@ def rollout(
     trajectory of shape `(n, channels, *spatial)`, or `(n + 1, ...)` with `include_init`. Batch
     with `jax.vmap`.
     """
-    _check_count("num_steps", num_steps, 1)
+    check_int("num_steps", num_steps, 1)
     if not callable(stepper):
         raise TypeError(f"`stepper` must be callable, got {type(stepper).__name__}.")
     return Rollout(stepper, num_steps, bool(include_init), bool(checkpoint))
@@ -102,7 +97,7 @@ def repeat(
     **Returns:** a callable `u -> u_next` of the same shape, itself a Module (vmappable, nestable
     inside `rollout`).
     """
-    _check_count("num_substeps", num_substeps, 1)
+    check_int("num_substeps", num_substeps, 1)
     if not callable(stepper):
         raise TypeError(f"`stepper` must be callable, got {type(stepper).__name__}.")
     return Repeated(stepper, num_substeps, bool(checkpoint))
@@ -151,8 +146,8 @@ def trajectories(
 
     **Returns:** shape `(samples, num_steps [+ 1], channels, *spatial)`.
     """
-    _check_count("num_steps", num_steps, 1)
-    _check_count("unroll", unroll, 1)
+    check_int("num_steps", num_steps, 1)
+    check_int("unroll", unroll, 1)
     if not callable(stepper):
         raise TypeError(f"`stepper` must be callable, got {type(stepper).__name__}.")
     if getattr(initial, "ndim", 0) < 2:

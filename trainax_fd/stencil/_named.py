@@ -2,16 +2,11 @@
 
 import jax.numpy as jnp
 
+from .._checks import check_int
 from .._custom_types import Coefficient, State
 from ._boundary import BoundarySpec
 from ._grid import Grid
 from ._stencil import Stencil, _check_axis
-
-
-def _check(name: str, value: int, minimum: int) -> int:
-    if not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}.")
-    return value
 
 
 def forward(order: int = 1, accuracy: int = 1) -> Stencil:
@@ -19,7 +14,7 @@ def forward(order: int = 1, accuracy: int = 1) -> Stencil:
 
     `forward()` is `(u[i+1] - u[i]) / h`.
     """
-    n = _check("order", order, 1) + _check("accuracy", accuracy, 1)
+    n = check_int("order", order, 1) + check_int("accuracy", accuracy, 1)
     return Stencil.from_offsets(tuple(range(n)), order)
 
 
@@ -28,14 +23,14 @@ def backward(order: int = 1, accuracy: int = 1) -> Stencil:
 
     `backward()` is `(u[i] - u[i-1]) / h`.
     """
-    n = _check("order", order, 1) + _check("accuracy", accuracy, 1)
+    n = check_int("order", order, 1) + check_int("accuracy", accuracy, 1)
     return Stencil.from_offsets(tuple(range(1 - n, 1)), order)
 
 
 def central(order: int = 1, accuracy: int = 2) -> Stencil:
     """Symmetric stencil of even `accuracy`; `central()` is `(u[i+1] - u[i-1]) / (2h)`."""
-    _check("order", order, 1)
-    if _check("accuracy", accuracy, 2) % 2:
+    check_int("order", order, 1)
+    if check_int("accuracy", accuracy, 2) % 2:
         raise ValueError(f"`accuracy` of a central stencil must be even, got {accuracy}.")
     reach = (order + 1) // 2 - 1 + accuracy // 2
     return Stencil.from_offsets(tuple(range(-reach, reach + 1)), order)
