@@ -90,12 +90,23 @@ def random_fourier(
     return out / jnp.max(jnp.abs(out), axis=tuple(range(1, out.ndim)), keepdims=True)
 
 
-def _boxes(grid: Grid, key: PRNGKeyArray, count: int, channels: int):
+def _features(grid: Grid, key: PRNGKeyArray, count: int, channels: int, sizes, size_axes: int):
+    """Random features in relative coordinates, with the mesh they are evaluated on.
+
+    **Returns:** `(x, centre, size, amplitude)`: `x` of shape `(1, 1, dim, *spatial)`, then per
+    feature `(channels, count, ...)` arrays padded with one axis per spatial dimension so that
+    they broadcast against `x`: centres uniform in `[0.2, 0.8]` per axis, `size_axes` sizes
+    uniform in `sizes`, amplitudes uniform in `[-1, 1]`.
+    """
     keys = jax.random.split(key, 3)
+    expand = (...,) + (None,) * grid.ndim
     centre = jax.random.uniform(keys[0], (channels, count, grid.ndim), minval=0.2, maxval=0.8)
-    size = jax.random.uniform(keys[1], (channels, count, grid.ndim), minval=0.05, maxval=0.2)
+    size = jax.random.uniform(
+        keys[1], (channels, count, size_axes), minval=sizes[0], maxval=sizes[1]
+    )
     amplitude = jax.random.uniform(keys[2], (channels, count), minval=-1.0, maxval=1.0)
-    return centre, size, amplitude
+    x = jnp.stack(_relative_mesh(grid))[None, None]
+    return x, centre[expand], size[expand], amplitude[expand]
 
 
 @eqx.filter_jit
@@ -119,12 +130,10 @@ def random_soft_rectangles(
     check_int("channels", channels)
     if not softness > 0:
         raise ValueError(f"`softness` must be positive, got {softness!r}.")
-    centre, size, amplitude = _boxes(grid, key, count, channels)
-    x = jnp.stack(_relative_mesh(grid))[None, None]  # (1, 1, dim, *spatial)
-    expand = (...,) + (None,) * grid.ndim
-    lo, hi = (centre - size)[expand], (centre + size)[expand]  # (channels, count, dim, *spatial)
+    x, centre, size, amplitude = _features(grid, key, count, channels, (0.05, 0.2), grid.ndim)
+    lo, hi = centre - size, centre + size  # (channels, count, dim, *ones)
     box = jax.nn.sigmoid((x - lo) / softness) - jax.nn.sigmoid((x - hi) / softness)
-    return jnp.sum(amplitude[expand] * jnp.prod(box, axis=2), axis=1)
+    return jnp.sum(amplitude * jnp.prod(box, axis=2), axis=1)
 
 
 @eqx.filter_jit
@@ -148,11 +157,6 @@ def gaussian_blobs(
     check_int("channels", channels)
     if np.ndim(width) != 1 or len(width) != 2 or not 0 < width[0] <= width[1]:
         raise ValueError(f"`width` must be (low, high) with 0 < low <= high, got {width!r}.")
-    keys = jax.random.split(key, 4)
-    centre = jax.random.uniform(keys[0], (channels, count, grid.ndim), minval=0.2, maxval=0.8)
-    sigma = jax.random.uniform(keys[1], (channels, count), minval=width[0], maxval=width[1])
-    amplitude = jax.random.uniform(keys[2], (channels, count), minval=-1.0, maxval=1.0)
-    x = jnp.stack(_relative_mesh(grid))[None, None]  # (1, 1, dim, *spatial)
-    expand = (...,) + (None,) * grid.ndim
-    r2 = jnp.sum((x - centre[expand]) ** 2, axis=2)  # (channels, count, *spatial)
-    return jnp.sum(amplitude[expand] * jnp.exp(-r2 / (2 * sigma[expand] ** 2)), axis=1)
+    x, centre, sigma, amplitude = _features(grid, key, count, channels, width, 1)
+    r2 = jnp.sum((x - centre) ** 2, axis=2)  # (channels, count, *spatial)
+    return jnp.sum(amplitude * jnp.exp(-r2 / (2 * sigma[:, :, 0] ** 2)), axis=1)
