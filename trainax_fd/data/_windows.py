@@ -166,7 +166,17 @@ class Windows(eqx.Module):
         **Returns:** the PyTree of `trajectories` with leaves of shape
         `(batch, length, ...)`: window `b` is `leaf[sample_b, start_b : start_b + length]`.
         """
-        sample, start = self._batch(index)
+        return self.take(*self._batch(index))
+
+    def take(self, sample: BatchIndex, start: BatchIndex) -> PyTree[Array]:
+        """The windows at `(sample, start)` pairs, unchecked (for indices built in range).
+
+        **Arguments:**
+
+        - `sample`, `start`: integer arrays of shape `(batch,)`.
+
+        **Returns:** as `gather`, leaves of shape `(batch, length, ...)`.
+        """
         length = self.length
 
         def window(leaf, s, t):

@@ -1,0 +1,160 @@
+"""The configuration interface and the pieces every configuration shares."""
+
+import abc
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jaxtyping import Array, Float, PyTree
+
+from .._checks import check_int
+from .._custom_types import Scalar
+from ..losses import MSE
+
+#: A time-level loss on one sample, `loss(prediction, target_or_None) -> scalar`.
+Loss = Callable[..., Scalar]
+#: Per-level losses of one window, shape `(levels,)`.
+LevelLosses = Float[Array, "levels"]
+#: The default time-level loss (a stateless Module, safe to share).
+DEFAULT_LOSS = MSE()
+
+
+class AbstractConfiguration(eqx.Module):
+    """How one window of a trajectory becomes a scalar loss for a stepper.
+
+    A configuration acts on **one sample**: a window is a PyTree whose leaves have shape
+    `(time, channels, *spatial)` (the time levels `0, ..., window_length - 1`); the trainer
+    vmaps over a batch of windows. The loss is a weighted sum of per-level losses,
+    `weights @ level_losses(stepper, window)`, so a batch of windows reduces level by level
+    (`sum_l weights[l] * reduction(losses[:, l])`, the mean by default).
+
+    Subclasses are final and implement `level_losses`, `weights`, `window_length` and
+    `ic_only`.
+    """
+
+    @property
+    @abc.abstractmethod
+    def window_length(self) -> int:
+        """Time levels of a window this configuration reads (1 for initial conditions only)."""
+
+    @property
+    @abc.abstractmethod
+    def ic_only(self) -> bool:
+        """Whether only the first time level is read (data then stores initial conditions)."""
+
+    @property
+    @abc.abstractmethod
+    def weights(self) -> LevelLosses:
+        """The weight of each level loss, shape `(levels,)`."""
+
+    @abc.abstractmethod
+    def level_losses(self, stepper: Callable, window: PyTree[Array]) -> LevelLosses:
+        """The unweighted losses of one window, one per level, shape `(levels,)`."""
+
+    def __call__(self, stepper: Callable, window: PyTree[Array]) -> Scalar:
+        """The loss of one window: `weights @ level_losses(stepper, window)`.
+
+        **Arguments:**
+
+        - `stepper`: a callable on one state (`(channels, *spatial)` PyTree) to the next.
+        - `window`: a PyTree with leaves `(time, channels, *spatial)`, `time >= window_length`.
+
+        **Returns:** a scalar.
+        """
+        losses = self.level_losses(stepper, window)
+        return jnp.sum(self.weights.astype(losses.dtype) * losses)
+
+
+def level_weights(weights, count: int, name: str, count_name: str) -> Float[Array, "levels"]:
+    """`weights` as an array of shape `(count,)` (ones when `None`), checked."""
+    if weights is None:
+        return jnp.ones(count)
+    weights = jnp.asarray(weights)
+    if weights.shape != (count,):
+        raise ValueError(
+            f"`{name}` must have shape ({count},), one weight per step of `{count_name}`, got "
+            f"shape {weights.shape}."
+        )
+    return weights
+
+
+def check_cut_every(cut_bptt_every: int) -> int:
+    return check_int("cut_bptt_every", cut_bptt_every, 1)
+
+
+def check_loss(loss) -> Loss:
+    if not callable(loss):
+        raise TypeError(
+            f"`time_level_loss` must be callable as `loss(prediction, target)`, got "
+            f"{type(loss).__name__}."
+        )
+    return loss
+
+
+def check_ref_stepper(ref_stepper, who: str) -> Callable:
+    if ref_stepper is None:
+        raise ValueError(
+            f"`{who}` needs a reference stepper: pass `ref_stepper=` (e.g. a stepper from "
+            "`trainax_fd.reference`), got None."
+        )
+    if not callable(ref_stepper):
+        raise TypeError(f"`ref_stepper` must be callable, got {type(ref_stepper).__name__}.")
+    return ref_stepper
+
+
+def check_stepper(stepper: Callable, state: PyTree[Array], name: str = "stepper") -> None:
+    """A `ValueError` unless `stepper(state)` has the structure, shapes and dtypes of `state`."""
+    expected = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+    got = eqx.filter_eval_shape(stepper, state)
+    same = jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(expected) and all(
+        (a.shape, a.dtype) == (b.shape, b.dtype)
+        for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(expected))
+    )
+    if not same:
+        raise ValueError(
+            f"`{name}` must map one state to a state of the same structure, shape and dtype "
+            f"(one sample `(channels, *spatial)`; batch with `jax.vmap`), got {expected} -> "
+            f"{got}."
+        )
+
+
+def check_window(window: PyTree[Array], length: int, who: str) -> None:
+    for leaf in jax.tree_util.tree_leaves(window):
+        if leaf.ndim < 1 or leaf.shape[0] < length:
+            raise ValueError(
+                f"`window` must hold at least {length} time levels for {who}, got a leaf of "
+                f"shape {leaf.shape}. A window is one sample `(time, channels, *spatial)`; "
+                "batch with `jax.vmap`."
+            )
+
+
+def level(window: PyTree[Array], t) -> PyTree[Array]:
+    """Time level `t` of a window."""
+    return jax.tree_util.tree_map(lambda leaf: leaf[t], window)
+
+
+def levels(window: PyTree[Array], start: int, stop: int) -> PyTree[Array]:
+    """Time levels `start, ..., stop - 1` of a window (leading axis kept)."""
+    return jax.tree_util.tree_map(lambda leaf: leaf[start:stop], window)
+
+
+def stop_gradient_if(cut, state: PyTree[Array]) -> PyTree[Array]:
+    """`stop_gradient(state)` where the traced boolean `cut` holds, `state` otherwise."""
+    return jax.tree_util.tree_map(lambda x: jnp.where(cut, lax.stop_gradient(x), x), state)
+
+
+def maybe_remat(fn: Callable, remat: bool) -> Callable:
+    """`fn` rematerialised in the backward pass (`jax.checkpoint`) when `remat`."""
+    return eqx.filter_checkpoint(fn) if remat else fn
+
+
+def scan_chain(
+    body: Callable, state: PyTree[Array], length: int, remat: bool, xs=None
+) -> tuple[PyTree[Array], Array]:
+    """`lax.scan` of `body((state, t), x) -> ((state, t + 1), loss)` from `t = 0`."""
+    (state, _), losses = lax.scan(
+        maybe_remat(body, remat), (state, jnp.asarray(0)), xs, length=length
+    )
+    return state, losses

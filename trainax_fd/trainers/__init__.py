@@ -1,0 +1,19 @@
+"""Compiled trainers, their results, callbacks and checkpoints."""
+
+from ._callbacks import (
+    AbstractHostCallback as AbstractHostCallback,
+    AbstractMetric as AbstractMetric,
+    Checkpoint as Checkpoint,
+    GradNorm as GradNorm,
+    KeepStepper as KeepStepper,
+    LossMetric as LossMetric,
+    SaveStepper as SaveStepper,
+    WeightNorm as WeightNorm,
+)
+from ._result import (
+    NonFiniteLossError as NonFiniteLossError,
+    TrainResult as TrainResult,
+    load_result as load_result,
+    save_result as save_result,
+)
+from ._trainer import Trainer as Trainer

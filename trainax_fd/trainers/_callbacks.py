@@ -1,0 +1,164 @@
+"""Callbacks: metrics recorded inside the compiled loop, and host-side checkpoints."""
+
+import abc
+import os
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, PyTree
+
+from .._checks import check_int
+from ._result import TrainResult, save_result
+
+
+def _check_name(name) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"`name` must be a non-empty string, got {name!r}.")
+    return name
+
+
+def tree_norm(tree: PyTree, squared: bool = False) -> Array:
+    """The 2-norm of all inexact array leaves of `tree` together."""
+    leaves = jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_inexact_array))
+    total = sum(jnp.sum(jnp.square(leaf)) for leaf in leaves)
+    return total if squared else jnp.sqrt(total)
+
+
+class AbstractMetric(eqx.Module):
+    """A value recorded inside the compiled loop before every `every`-th step.
+
+    `metric(stepper, batch, trainer)` sees the stepper before the step's update and the step's
+    batch of windows `(batch, time, ...)`; it returns a PyTree of arrays (fixed shapes).
+    """
+
+    every: eqx.AbstractVar[int]
+    name: eqx.AbstractVar[str]
+
+    @abc.abstractmethod
+    def __call__(self, stepper, batch: PyTree[Array], trainer) -> PyTree[Array]: ...
+
+
+class LossMetric(AbstractMetric):
+    """The loss of a configuration on the step's batch (default: the training configuration).
+
+    **Arguments:** `every`, `configuration` (or `None`), `name` (default `"loss"`).
+    """
+
+    every: int = eqx.field(static=True)
+    configuration: Callable | None
+    name: str = eqx.field(static=True)
+
+    def __init__(self, every: int, configuration=None, *, name: str = "loss"):
+        self.every, self.configuration = check_int("every", every), configuration
+        self.name = _check_name(name)
+
+    def __call__(self, stepper, batch, trainer):
+        return trainer.batch_loss(stepper, batch, self.configuration)
+
+
+class GradNorm(AbstractMetric):
+    """The gradient norm of a configuration's batch loss (default: the training one).
+
+    **Arguments:** `every`, `configuration` (or `None`), `squared`, `name` (default
+    `"grad_norm"`).
+    """
+
+    every: int = eqx.field(static=True)
+    configuration: Callable | None
+    squared: bool = eqx.field(static=True)
+    name: str = eqx.field(static=True)
+
+    def __init__(self, every: int, configuration=None, *, squared=False, name="grad_norm"):
+        self.every, self.configuration = check_int("every", every), configuration
+        self.squared, self.name = bool(squared), _check_name(name)
+
+    def __call__(self, stepper, batch, trainer):
+        grads = eqx.filter_grad(lambda s: trainer.batch_loss(s, batch, self.configuration))(stepper)
+        return tree_norm(grads, self.squared)
+
+
+class WeightNorm(AbstractMetric):
+    """The 2-norm of the stepper's parameters. **Arguments:** `every`, `squared`, `name`."""
+
+    every: int = eqx.field(static=True)
+    squared: bool = eqx.field(static=True)
+    name: str = eqx.field(static=True)
+
+    def __init__(self, every: int, *, squared: bool = False, name: str = "weight_norm"):
+        self.every, self.squared = check_int("every", every), bool(squared)
+        self.name = _check_name(name)
+
+    def __call__(self, stepper, batch, trainer):
+        return tree_norm(stepper, self.squared)
+
+
+class KeepStepper(AbstractMetric):
+    """Keep the stepper's parameters every `every` steps, stacked on a leading axis.
+
+    Rebuild stepper `r` with `eqx.combine(jax.tree.map(lambda x: x[r], kept), static)` or
+    `keep.stepper(result, r, like=stepper)`.
+    """
+
+    every: int = eqx.field(static=True)
+    name: str = eqx.field(static=True)
+
+    def __init__(self, every: int, *, name: str = "stepper"):
+        self.every, self.name = check_int("every", every), _check_name(name)
+
+    def __call__(self, stepper, batch, trainer):
+        return eqx.filter(stepper, eqx.is_inexact_array)
+
+    def stepper(self, result: TrainResult, record: int, like):
+        """The stepper of record `record` (taken before step `record * every`)."""
+        kept = jax.tree_util.tree_map(lambda x: x[record], result.metrics[self.name])
+        return eqx.combine(kept, eqx.filter(like, eqx.is_inexact_array, inverse=True))
+
+
+class AbstractHostCallback(eqx.Module):
+    """Runs on the host between compiled chunks, when `step % every == 0` and at the end.
+
+    The trainer ends a chunk at every multiple of `every`, so the step is exact.
+    """
+
+    every: eqx.AbstractVar[int]
+
+    @abc.abstractmethod
+    def __call__(self, result: TrainResult, num_steps: int) -> None: ...
+
+
+class Checkpoint(AbstractHostCallback):
+    """Write the whole `TrainResult` to `path` every `every` steps, at the end, and before a
+    non-finite loss stops training; written atomically. Resume with `Trainer.restore`."""
+
+    path: str = eqx.field(static=True)
+    every: int = eqx.field(static=True)
+
+    def __init__(self, path: str | os.PathLike, every: int):
+        self.path, self.every = os.fspath(path), check_int("every", every)
+
+    def __call__(self, result, num_steps):
+        if int(result.step) > 0:
+            save_result(self.path, result)
+
+
+class SaveStepper(AbstractHostCallback):
+    """Serialise the stepper to `{folder}/{file_name}_{step}.eqx` before every `every`-th step
+    (steps `0, every, ...`), as trainax's `SaveNetwork`."""
+
+    folder: str = eqx.field(static=True)
+    file_name: str = eqx.field(static=True)
+    every: int = eqx.field(static=True)
+
+    def __init__(self, folder: str | os.PathLike, file_name: str, every: int):
+        self.folder, self.file_name = os.fspath(folder), file_name
+        self.every = check_int("every", every)
+
+    def __call__(self, result, num_steps):
+        step = int(result.step)
+        if step < num_steps:
+            os.makedirs(self.folder, exist_ok=True)
+            eqx.tree_serialise_leaves(
+                os.path.join(self.folder, f"{self.file_name}_{step}.eqx"), result.stepper
+            )
