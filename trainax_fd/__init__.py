@@ -1,7 +1,19 @@
 """trainax_fd: a finite-difference stencil core, reference PDE steppers and trainers for
 autoregressive neural PDE emulators in JAX."""
 
-from . import data as data, losses as losses, reference as reference, stencil as stencil
+from . import (
+    callback as callback,
+    configuration as configuration,
+    configurations as configurations,
+    data as data,
+    loss as loss,
+    losses as losses,
+    reference as reference,
+    stencil as stencil,
+    trainer as trainer,
+    trainers as trainers,
+)
+from ._trainax._trainer import GeneralTrainer as GeneralTrainer
 from .reference import (
     AbstractStepper as AbstractStepper,
     Advection as Advection,
@@ -20,5 +32,6 @@ from .stencil import (
     Periodic as Periodic,
     Stencil as Stencil,
 )
+from .trainers import Trainer as Trainer, TrainResult as TrainResult
 
 __version__ = "0.1.0"

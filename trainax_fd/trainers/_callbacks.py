@@ -29,15 +29,16 @@ def tree_norm(tree: PyTree, squared: bool = False) -> Array:
 class AbstractMetric(eqx.Module):
     """A value recorded inside the compiled loop before every `every`-th step.
 
-    `metric(stepper, batch, trainer)` sees the stepper before the step's update and the step's
-    batch of windows `(batch, time, ...)`; it returns a PyTree of arrays (fixed shapes).
+    `metric(step, stepper, batch, trainer)` sees the step index (traced int), the stepper before
+    the step's update, the step's batch of windows `(batch, time, ...)` and the trainer; it
+    returns a PyTree of arrays of fixed shapes.
     """
 
     every: eqx.AbstractVar[int]
     name: eqx.AbstractVar[str]
 
     @abc.abstractmethod
-    def __call__(self, stepper, batch: PyTree[Array], trainer) -> PyTree[Array]: ...
+    def __call__(self, step, stepper, batch: PyTree[Array], trainer) -> PyTree[Array]: ...
 
 
 class LossMetric(AbstractMetric):
@@ -54,7 +55,7 @@ class LossMetric(AbstractMetric):
         self.every, self.configuration = check_int("every", every), configuration
         self.name = _check_name(name)
 
-    def __call__(self, stepper, batch, trainer):
+    def __call__(self, step, stepper, batch, trainer):
         return trainer.batch_loss(stepper, batch, self.configuration)
 
 
@@ -74,7 +75,7 @@ class GradNorm(AbstractMetric):
         self.every, self.configuration = check_int("every", every), configuration
         self.squared, self.name = bool(squared), _check_name(name)
 
-    def __call__(self, stepper, batch, trainer):
+    def __call__(self, step, stepper, batch, trainer):
         grads = eqx.filter_grad(lambda s: trainer.batch_loss(s, batch, self.configuration))(stepper)
         return tree_norm(grads, self.squared)
 
@@ -90,7 +91,7 @@ class WeightNorm(AbstractMetric):
         self.every, self.squared = check_int("every", every), bool(squared)
         self.name = _check_name(name)
 
-    def __call__(self, stepper, batch, trainer):
+    def __call__(self, step, stepper, batch, trainer):
         return tree_norm(stepper, self.squared)
 
 
@@ -107,7 +108,7 @@ class KeepStepper(AbstractMetric):
     def __init__(self, every: int, *, name: str = "stepper"):
         self.every, self.name = check_int("every", every), _check_name(name)
 
-    def __call__(self, stepper, batch, trainer):
+    def __call__(self, step, stepper, batch, trainer):
         return eqx.filter(stepper, eqx.is_inexact_array)
 
     def stepper(self, result: TrainResult, record: int, like):

@@ -243,7 +243,7 @@ class Trainer(eqx.Module):
         loss = eqx.filter_eval_shape(self.batch_loss, stepper, batch)
         metrics = {}
         for m in self.metrics:
-            shapes = eqx.filter_eval_shape(m, stepper, batch, self)
+            shapes = eqx.filter_eval_shape(m, jnp.asarray(0), stepper, batch, self)
             records = math.ceil(self.num_steps / m.every)
             metrics[m.name] = jax.tree_util.tree_map(
                 lambda s, r=records: jnp.zeros((r, *s.shape), s.dtype), shapes
@@ -310,7 +310,7 @@ class Trainer(eqx.Module):
                     record = s // m.every
 
                     def write(buffers, m=m, record=record):
-                        value = m(stepper, batch, self)
+                        value = m(s, stepper, batch, self)
                         return jax.tree_util.tree_map(
                             lambda buf, v: buf.at[record].set(v.astype(buf.dtype)), buffers, value
                         )

@@ -1,0 +1,11 @@
+"""trainax-compatible callbacks (`tx.callback.*`), recorded inside the compiled loop."""
+
+from ._trainax._callback import (
+    BaseCallback as BaseCallback,
+    CompositeCallback as CompositeCallback,
+    GetNetwork as GetNetwork,
+    GradNorm as GradNorm,
+    Loss as Loss,
+    SaveNetwork as SaveNetwork,
+    WeightNorm as WeightNorm,
+)

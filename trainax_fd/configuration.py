@@ -1,0 +1,11 @@
+"""trainax-compatible configurations (`tx.configuration.*`), over `trainax_fd.configurations`."""
+
+from ._trainax._configuration import (
+    BaseConfiguration as BaseConfiguration,
+    Composite as Composite,
+    DivertedChain as DivertedChain,
+    DivertedChainBranchOne as DivertedChainBranchOne,
+    MixChainPostPhysics as MixChainPostPhysics,
+    Residuum as Residuum,
+    Supervised as Supervised,
+)

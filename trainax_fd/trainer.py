@@ -1,0 +1,7 @@
+"""trainax-compatible trainers (`tx.trainer.*`) over `trainax_fd.trainers.Trainer`."""
+
+from ._trainax._trainer import (
+    DivertedChainBranchOneTrainer as DivertedChainBranchOneTrainer,
+    ResiduumTrainer as ResiduumTrainer,
+    SupervisedTrainer as SupervisedTrainer,
+)
