@@ -13,7 +13,7 @@ import numpy as np
 import optax
 from jax import lax
 from jaxtyping import Array, PyTree
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .._checks import check_int
 from .._custom_types import Scalar
