@@ -182,7 +182,7 @@ class Windows(eqx.Module):
         def window(leaf, s, t):
             # One dynamic slice over (samples, time) per window: a single gather of
             # `batch * length` time levels, no `(batch, time, ...)` intermediate.
-            starts = (s, t) + (0,) * (leaf.ndim - 2)
+            starts = (s, t) + (jnp.zeros_like(s),) * (leaf.ndim - 2)
             return lax.dynamic_slice(leaf, starts, (1, length, *leaf.shape[2:]))[0]
 
         return jax.tree_util.tree_map(

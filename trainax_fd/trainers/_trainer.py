@@ -39,6 +39,11 @@ def _raw_key(key) -> Array:
     return key
 
 
+def _optimizer_init(optimizer, params):
+    with jax.numpy_dtype_promotion("standard"):
+        return optimizer.init(params)
+
+
 def _where_tree(ok, new, old):
     return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
 
@@ -188,7 +193,8 @@ class Trainer(eqx.Module):
         return self.batch_size == self.windows.num_windows
 
     def _gather(self, index):
-        sample, start = jnp.divmod(index, self.windows.windows_per_sample)
+        index = jnp.asarray(index, jnp.int32)
+        sample, start = jnp.divmod(index, jnp.int32(self.windows.windows_per_sample))
         return self.windows.take(sample, start)
 
     # -- losses ------------------------------------------------------------------------
@@ -250,7 +256,7 @@ class Trainer(eqx.Module):
             )
         return TrainResult(
             stepper=stepper,
-            opt_state=self.optimizer.init(params),
+            opt_state=_optimizer_init(self.optimizer, params),
             step=jnp.asarray(0, jnp.int32),
             key=_raw_key(key),
             loss_history=jnp.full(self.num_steps, jnp.nan, loss.dtype),
@@ -331,7 +337,8 @@ class Trainer(eqx.Module):
             loss, grads, metrics = lax.cond(
                 b == self.batches_per_epoch - 1, compute(last), compute(self.batch_size)
             )
-        updates, new_opt_state = self.optimizer.update(grads, opt_state, params)
+        with jax.numpy_dtype_promotion("standard"):  # optax mixes Python floats and counts
+            updates, new_opt_state = self.optimizer.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
         ok = jnp.isfinite(loss) & _all_finite(grads)
         params = _where_tree(ok, new_params, params)
