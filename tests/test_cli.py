@@ -60,3 +60,7 @@ def test_readme_example_runs_and_both_ways_agree():
     assert namespace["data"].shape == (16, 101, 1, 256)
     again = namespace["tf"].trajectories(namespace["stepper"], namespace["u0"], 100)
     np.testing.assert_allclose(np.asarray(again), np.asarray(namespace["data"]), atol=1e-6)
+    exec(readme.split("```python\n")[2].split("```")[0], namespace)  # the training example
+    history = np.asarray(namespace["result"].loss_history)
+    assert history.shape == (200,) and history[-1] < 0.1 * history[0]
+    assert namespace["result"].metrics["weight_norm"].shape == (4,)
