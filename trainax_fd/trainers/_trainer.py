@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from .._checks import check_int
 from .._custom_types import Scalar
+from .._layout import call_canonical, stepper_has_convolutions
 from ..configurations import AbstractConfiguration
 from ..data import Windows
 from ._callbacks import AbstractHostCallback, AbstractMetric, Checkpoint
@@ -245,21 +246,24 @@ class Trainer(eqx.Module):
     def init(self, stepper, *, key) -> TrainResult:
         """A `TrainResult` at step 0: optimizer initialised, histories empty (`nan`, zeros)."""
         params = eqx.filter(stepper, eqx.is_inexact_array)
-        batch = eqx.filter_eval_shape(self._example_batch)
-        loss = eqx.filter_eval_shape(self.batch_loss, stepper, batch)
         metrics = {}
+        if self.metrics:
+            batch = eqx.filter_eval_shape(self._example_batch)
         for m in self.metrics:
             shapes = eqx.filter_eval_shape(m, jnp.asarray(0), stepper, batch, self)
             records = math.ceil(self.num_steps / m.every)
             metrics[m.name] = jax.tree_util.tree_map(
-                lambda s, r=records: jnp.zeros((r, *s.shape), s.dtype), shapes
+                lambda s, r=records: jnp.asarray(np.zeros((r, *s.shape), s.dtype)), shapes
             )
+        # NumPy buffers moved to the device: no small programs to compile before training.
+        dtypes = [x.dtype for x in jax.tree_util.tree_leaves((params, self.windows.trajectories))]
+        dtype = jnp.result_type(*[d for d in dtypes if jnp.issubdtype(d, jnp.inexact)] or [float])
         return TrainResult(
             stepper=stepper,
             opt_state=_optimizer_init(self.optimizer, params),
-            step=jnp.asarray(0, jnp.int32),
+            step=jnp.asarray(np.int32(0)),
             key=_raw_key(key),
-            loss_history=jnp.full(self.num_steps, jnp.nan, loss.dtype),
+            loss_history=jnp.asarray(np.full(self.num_steps, np.nan, dtype)),
             metrics=metrics,
         )
 
@@ -347,8 +351,14 @@ class Trainer(eqx.Module):
         failed = jnp.where(ok, failed, s)
         return params, opt_state, epoch_key, perm, history, metrics, failed, jnp.where(ok, s + 1, s)
 
-    @eqx.filter_jit
-    def _chunk(self, result: TrainResult, stop: Array) -> tuple[TrainResult, Array]:
+    def _chunk(self, result: TrainResult, stop: Array) -> tuple[TrainResult, Array, Array]:
+        """Steps up to `stop` (at most `chunk_size`); **returns** `(result, failed, loss)`:
+        the step of a non-finite loss or `-1`, and the last finite loss."""
+        leaf = jax.tree_util.tree_leaves(self.windows.trajectories)[0]
+        cpu = all(d.platform == "cpu" for d in leaf.devices())
+        return (_chunk_cpu if cpu else _chunk_any)(self, result, stop)
+
+    def _chunk_body(self, result: TrainResult, stop: Array) -> tuple[TrainResult, Array, Array]:
         TRACES["chunk"] += 1
         params, static = eqx.partition(result.stepper, eqx.is_inexact_array)
         start = result.step
@@ -372,7 +382,7 @@ class Trainer(eqx.Module):
         result = TrainResult(
             eqx.combine(params, static), opt_state, step, result.key, history, metrics
         )
-        return result, failed
+        return result, failed, history[jnp.maximum(step - 1, 0)]
 
     # -- the host loop -----------------------------------------------------------------
     def _next_stop(self, step: int) -> int:
@@ -413,18 +423,34 @@ class Trainer(eqx.Module):
                 if step % c.every == 0:
                     c(result, self.num_steps)
             while step < self.num_steps:
-                result, failed = self._chunk(result, jnp.asarray(self._next_stop(step)))
+                stop = jnp.asarray(np.int32(self._next_stop(step)))
+                result, failed, last = self._chunk(result, stop)
                 new_step, failed = int(result.step), int(failed)
                 bar.update(new_step - step)
                 step = new_step
                 if failed >= 0:
-                    loss = float(result.loss_history[failed])
+                    loss = float(np.asarray(result.loss_history)[failed])
                     for c in self.host_callbacks:
                         if isinstance(c, Checkpoint):
                             c(result, self.num_steps)
                     raise NonFiniteLossError(failed, loss, result)
-                bar.set_postfix(loss=f"{float(result.loss_history[step - 1]):.3e}")
+                bar.set_postfix(loss=f"{float(last):.3e}")
                 for c in self.host_callbacks:
                     if step % c.every == 0 or step == self.num_steps:
                         c(result, self.num_steps)
         return result
+
+
+def _chunk_canonical(trainer: Trainer, result: TrainResult, stop: Array):
+    """`Trainer._chunk_body`, its convolutions in XLA:CPU's fast layout when the stepper has
+    any (see `_layout`; the probe traces the stepper alone, the chunk is traced once)."""
+    if stepper_has_convolutions(result.stepper, trainer.windows.trajectories):
+        return call_canonical(Trainer._chunk_body, trainer, result, stop)
+    return trainer._chunk_body(result, stop)
+
+
+# XLA:CPU's legacy loop emitters compile the many small fusions of a training step about
+# twice as fast as its newer fusion emitters, and run them as fast (see benchmarks/README.md).
+CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+_chunk_cpu = eqx.filter_jit(_chunk_canonical, compiler_options=CPU_COMPILER_OPTIONS)
+_chunk_any = eqx.filter_jit(Trainer._chunk_body)

@@ -1,0 +1,155 @@
+"""Convolutions in the layout XLA's CPU backend runs fast, inside loops too.
+
+XLA:CPU hands a convolution to its fast (Eigen) kernels only in the canonical layout: batch
+first, features last (`NWC`, `NHWC`, ...), kernel `(*spatial, in, out)`. It rewrites other
+layouts into that one only in a program's top-level computation, so a convolution inside a
+`lax.scan`, `while_loop` or `cond` (every step of a compiled training chunk, every rollout
+step) written channels-first, as `equinox.nn.Conv` does, runs several times slower.
+`canonical_convolutions(fn)` re-traces `fn` with every convolution transposed into the
+canonical layout and back: the same numbers, the fast kernels.
+"""
+
+import functools
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.extend as jex
+from jax import lax
+
+_CONV = lax.conv_general_dilated_p
+
+
+def _canonical_specs(n: int):
+    spatial = tuple(range(1, n + 1))
+    lhs = (0, n + 1, *spatial)  # (batch, spatial..., feature)
+    rhs = (n + 1, n, *range(n))  # (spatial..., in, out)
+    return lax.ConvDimensionNumbers(lhs, rhs, lhs)
+
+
+def _is_canonical(dn) -> bool:
+    return tuple(map(tuple, dn)) == tuple(map(tuple, _canonical_specs(len(dn.lhs_spec) - 2)))
+
+
+def _rewritable(params) -> bool:
+    dn = params["dimension_numbers"]
+    return (
+        params["feature_group_count"] == 1
+        and params["batch_group_count"] == 1
+        and not _is_canonical(dn)
+    )
+
+
+def _canonical_conv(lhs, rhs, **params):
+    dn = params["dimension_numbers"]
+    lhs_perm = (dn.lhs_spec[0], *dn.lhs_spec[2:], dn.lhs_spec[1])
+    rhs_perm = (*dn.rhs_spec[2:], dn.rhs_spec[1], dn.rhs_spec[0])
+    out_perm = (dn.out_spec[0], *dn.out_spec[2:], dn.out_spec[1])
+    params = dict(params, dimension_numbers=_canonical_specs(len(dn.lhs_spec) - 2))
+    out = _CONV.bind(lax.transpose(lhs, lhs_perm), lax.transpose(rhs, rhs_perm), **params)
+    inverse = [0] * len(out_perm)
+    for i, p in enumerate(out_perm):
+        inverse[p] = i
+    return lax.transpose(out, tuple(inverse))
+
+
+def _has_conv(jaxpr) -> bool:
+    for eqn in jaxpr.eqns:
+        if eqn.primitive is _CONV and _rewritable(eqn.params):
+            return True
+        for sub in jex.core.jaxprs_in_params(eqn.params):
+            if _has_conv(sub):
+                return True
+    return False
+
+
+def _rewrite_param(value):
+    if isinstance(value, jex.core.ClosedJaxpr):
+        return _rewrite_closed(value) if _has_conv(value.jaxpr) else value
+    if isinstance(value, jex.core.Jaxpr) and not value.constvars and _has_conv(value):
+        new = _rewrite_closed(jex.core.ClosedJaxpr(value, ()))
+        return value if new.consts else new.jaxpr  # an open jaxpr cannot take constants
+    if (
+        isinstance(value, tuple)
+        and value
+        and all(isinstance(v, jex.core.ClosedJaxpr | jex.core.Jaxpr) for v in value)
+    ):
+        return tuple(_rewrite_param(v) for v in value)
+    return value
+
+
+def _rewrite_closed(closed):
+    avals = [jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in closed.in_avals]
+    return jax.make_jaxpr(functools.partial(_eval, closed.jaxpr, closed.consts))(*avals)
+
+
+def _eval(jaxpr, consts, *args):
+    env = {}
+
+    def read(v):
+        return v.val if isinstance(v, jex.core.Literal) else env[v]
+
+    for v, x in zip(jaxpr.constvars, consts, strict=True):
+        env[v] = x
+    for v, x in zip(jaxpr.invars, args, strict=True):
+        env[v] = x
+    for eqn in jaxpr.eqns:
+        invals = [read(v) for v in eqn.invars]
+        if eqn.primitive is _CONV and _rewritable(eqn.params):
+            outvals = [_canonical_conv(*invals, **eqn.params)]
+        else:
+            params = {k: _rewrite_param(p) for k, p in eqn.params.items()}
+            with eqn.ctx.manager:
+                outvals = eqn.primitive.bind(*invals, **eqn.primitive.get_bind_params(params))
+            if not eqn.primitive.multiple_results:
+                outvals = [outvals]
+        for v, x in zip(eqn.outvars, outvals, strict=True):
+            if not isinstance(v, jex.core.DropVar):
+                env[v] = x
+    return [read(v) for v in jaxpr.outvars]
+
+
+def canonical_convolutions(fn: Callable) -> Callable:
+    """`fn` with every convolution (no feature or batch groups) in XLA:CPU's fast layout.
+
+    `fn` is traced once to a jaxpr, which is then replayed with the convolutions (also those
+    inside loops, conditionals and nested `jit`s) replaced. Use it on functions of PyTrees of
+    arrays, inside `jax.jit`.
+    """
+
+    @functools.wraps(fn)
+    def wrapped(*args):
+        closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*args)
+        out = _eval(closed.jaxpr, closed.consts, *jax.tree_util.tree_leaves(args))
+        return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_shape), out)
+
+    return wrapped
+
+
+def call_canonical(fn: Callable, *args):
+    """`fn(*args)` through `canonical_convolutions`, for any PyTrees in and out (the
+    non-array parts pass through unchanged, as in `eqx.filter_jit`)."""
+    dynamic, static = eqx.partition(args, eqx.is_array)
+    out_static = []
+
+    def arrays_only(dynamic):
+        dynamic_out, static_out = eqx.partition(fn(*eqx.combine(dynamic, static)), eqx.is_array)
+        out_static.append(static_out)
+        return dynamic_out
+
+    dynamic_out = canonical_convolutions(arrays_only)(dynamic)
+    return eqx.combine(dynamic_out, out_static[0])
+
+
+def stepper_has_convolutions(stepper: Callable, trajectories) -> bool:
+    """Whether `stepper`, applied to one time level of `trajectories` `(samples, time, ...)`,
+    holds a convolution outside the fast layout (`True` when the probe cannot trace it)."""
+    params, static = eqx.partition(stepper, eqx.is_array)
+    state = jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(x.shape[2:], x.dtype), trajectories
+    )
+    try:
+        closed = jax.make_jaxpr(lambda p, u: eqx.combine(p, static)(u))(params, state)
+    except Exception:  # a stepper that takes more than the state: rewrite to be safe
+        return True
+    return _has_conv(closed.jaxpr)
