@@ -146,3 +146,21 @@ def test_trainer_with_convolutions_matches_a_plain_optax_loop():
         jax.tree_util.tree_leaves(eqx.filter(result.stepper, eqx.is_array)),
     ):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-7)
+
+
+def test_full_loss_with_convolutions_equals_a_plain_loop_under_vmap():
+    data = jax.random.normal(KEY, (3, 3, 1, 8))
+    conv = eqx.nn.Conv1d(1, 1, 3, padding=1, padding_mode="CIRCULAR", key=KEY)
+    nets = eqx.filter_vmap(lambda s: eqx.tree_at(lambda c: c.weight, conv, conv.weight * s))(
+        jnp.array([0.5, 1.0])
+    )
+    trainer = tfd.trainers.Trainer(
+        data, tfd.configurations.Supervised(2), optax.sgd(0.1), num_steps=1, batch_size=1
+    )
+    got = eqx.filter_vmap(lambda n: trainer.full_loss(n, chunk_size=2))(nets)
+    for i, scale in enumerate([0.5, 1.0]):
+        net = eqx.tree_at(lambda c: c.weight, conv, conv.weight * scale)
+        first = jax.vmap(net)(data[:, 0])
+        second = jax.vmap(net)(first)
+        want = jnp.mean((first - data[:, 1]) ** 2) + jnp.mean((second - data[:, 2]) ** 2)
+        np.testing.assert_allclose(float(got[i]), float(want), rtol=1e-5)

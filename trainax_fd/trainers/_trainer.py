@@ -230,11 +230,19 @@ class Trainer(eqx.Module):
         chunks = math.ceil(n / chunk_size)
         index = jnp.minimum(jnp.arange(chunks * chunk_size), n - 1).reshape(chunks, chunk_size)
 
-        def chunk(idx):
-            batch = self._gather(idx)
-            return jax.vmap(self.configuration.level_losses, in_axes=(None, 0))(stepper, batch)
+        def all_losses(stepper, index):
+            def chunk(idx):
+                batch = self._gather(idx)
+                return jax.vmap(self.configuration.level_losses, in_axes=(None, 0))(stepper, batch)
 
-        losses = lax.map(chunk, index)
+            return lax.map(chunk, index)
+
+        if jax.default_backend() == "cpu" and stepper_has_convolutions(
+            stepper, self.windows.trajectories
+        ):  # convolutions inside `lax.map`'s loop: see `_layout`
+            losses = call_canonical(all_losses, stepper, index)
+        else:
+            losses = all_losses(stepper, index)
         losses = losses.reshape(chunks * chunk_size, -1)[:n]
         reduced = jax.vmap(self.reduction, in_axes=1)(losses)
         return jnp.sum(self.configuration.weights.astype(reduced.dtype) * reduced)
