@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, PyTree
 from tqdm import tqdm
 
@@ -79,6 +80,11 @@ class Trainer(eqx.Module):
         `fold_in(key, epoch)`, the last partial batch dropped) or `"trainax"` (trainax's
         permutations and a short last batch, for identical results).
     - `reduction`: reduces a batch of per-window level losses, `(batch,) -> ()` (default mean).
+    - `mesh`: a `jax.sharding.Mesh` for data-parallel training: each batch is sharded over
+        the mesh's first axis (`batch_size` divisible by its size), the data and the
+        parameters are replicated, and XLA sums the gradients across devices. `None`: one
+        device. The same code runs on one CPU, one GPU or many devices (and hosts, after
+        `jax.distributed.initialize()`).
     """
 
     windows: Windows
@@ -91,6 +97,7 @@ class Trainer(eqx.Module):
     chunk_size: int = eqx.field(static=True)
     batching: str = eqx.field(static=True)
     reduction: Callable = eqx.field(static=True)
+    mesh: Mesh | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -106,6 +113,7 @@ class Trainer(eqx.Module):
         chunk_size: int | None = None,
         batching: Literal["drop_remainder", "trainax"] = "drop_remainder",
         reduction: Callable = jnp.mean,
+        mesh: Mesh | None = None,
     ):
         if not isinstance(configuration, AbstractConfiguration):
             raise TypeError(
@@ -128,6 +136,10 @@ class Trainer(eqx.Module):
                 f"`window_length` must be at least {configuration.window_length} for "
                 f"{type(configuration).__name__}, got {length}."
             )
+        if mesh is not None:
+            if not isinstance(mesh, Mesh):
+                raise TypeError(f"`mesh` must be a `jax.sharding.Mesh`, got {type(mesh).__name__}.")
+            trajectories = jax.device_put(trajectories, NamedSharding(mesh, PartitionSpec()))
         windows = Windows(trajectories, length, starts=starts)
         if configuration.ic_only:  # keep only the states that start a window
             last = windows.windows_per_sample
@@ -159,7 +171,19 @@ class Trainer(eqx.Module):
         self.num_steps, self.batch_size = num_steps, batch_size
         chunk = min(num_steps, 500) if chunk_size is None else chunk_size
         self.chunk_size = check_int("chunk_size", chunk)
-        self.batching, self.reduction = batching, reduction
+        self.batching, self.reduction, self.mesh = batching, reduction, mesh
+        if mesh is not None:
+            size = mesh.shape[mesh.axis_names[0]]
+            sizes = [("batch_size", batch_size)]
+            if batching == "trainax":
+                last = windows.num_windows - (self.batches_per_epoch - 1) * batch_size
+                sizes.append(("the last batch of an epoch", last))
+            for name, n in sizes:
+                if n % size:
+                    raise ValueError(
+                        f"{name} ({n}) must be divisible by the size of `mesh` axis "
+                        f"{mesh.axis_names[0]!r} ({size}) for data-parallel training."
+                    )
 
     # -- batches -----------------------------------------------------------------------
     @property
@@ -319,6 +343,9 @@ class Trainer(eqx.Module):
                     batch = self._gather(np.arange(size))
                 else:
                     batch = self._gather(lax.dynamic_slice_in_dim(perm, b * self.batch_size, size))
+                if self.mesh is not None:  # data parallel: windows over the first mesh axis
+                    spec = PartitionSpec(self.mesh.axis_names[0])
+                    batch = lax.with_sharding_constraint(batch, NamedSharding(self.mesh, spec))
                 stepper = eqx.combine(params, static)
                 loss, grads = jax.value_and_grad(
                     lambda p: self.batch_loss(eqx.combine(p, static), batch)
@@ -362,9 +389,7 @@ class Trainer(eqx.Module):
     def _chunk(self, result: TrainResult, stop: Array) -> tuple[TrainResult, Array, Array]:
         """Steps up to `stop` (at most `chunk_size`); **returns** `(result, failed, loss)`:
         the step of a non-finite loss or `-1`, and the last finite loss."""
-        leaf = jax.tree_util.tree_leaves(self.windows.trajectories)[0]
-        cpu = all(d.platform == "cpu" for d in leaf.devices())
-        return (_chunk_cpu if cpu else _chunk_any)(self, result, stop)
+        return (_chunk_cpu if on_cpu(self) else _chunk_any)(self, result, stop)
 
     def _chunk_body(self, result: TrainResult, stop: Array) -> tuple[TrainResult, Array, Array]:
         TRACES["chunk"] += 1
@@ -425,6 +450,11 @@ class Trainer(eqx.Module):
             if key is None:
                 raise ValueError("`key` must be given (keyword-only) to start a training.")
             result = self.init(stepper, key=key)
+        if self.mesh is not None:  # parameters, optimizer state, histories: replicated
+            replicated = NamedSharding(self.mesh, PartitionSpec())
+            result = jax.tree_util.tree_map(
+                lambda x: jax.device_put(x, replicated) if eqx.is_array(x) else x, result
+            )
         step = int(result.step)
         with tqdm(total=self.num_steps, initial=step, disable=not progress, desc="training") as bar:
             for c in self.host_callbacks:
@@ -447,6 +477,12 @@ class Trainer(eqx.Module):
                     if step % c.every == 0 or step == self.num_steps:
                         c(result, self.num_steps)
         return result
+
+
+def on_cpu(trainer: Trainer) -> bool:
+    """Whether the trainer's data lives on CPU devices (then the CPU compile path is used)."""
+    leaf = jax.tree_util.tree_leaves(trainer.windows.trajectories)[0]
+    return all(d.platform == "cpu" for d in leaf.devices())
 
 
 def _chunk_canonical(trainer: Trainer, result: TrainResult, stop: Array):
