@@ -11,7 +11,7 @@ SCRIPT = textwrap.dedent(
     import jax, jax.numpy as jnp, numpy as np, optax, equinox as eqx
     from jax.sharding import Mesh, PartitionSpec
     import trainax_fd as tfd
-    from trainax_fd.sweep import sweep
+    from trainax_fd.sweeps import sweep
     from trainax_fd.trainers import _trainer
 
     assert jax.device_count() == 4, jax.devices()

@@ -10,7 +10,7 @@ import optax
 import pytest
 
 from trainax_fd import configurations as C, trainers as T
-from trainax_fd.sweep import SweepResult, _sweep, sweep
+from trainax_fd.sweeps import SweepResult, _sweep, sweep
 
 OPTIMIZER = optax.inject_hyperparams(optax.adam)(learning_rate=1e-2)
 RATES = np.array([1e-3, 1e-2, 5e-2], np.float32)

@@ -6,14 +6,18 @@ from . import (
     configuration as configuration,
     configurations as configurations,
     data as data,
+    landscape as landscape,
     loss as loss,
     losses as losses,
+    plot as plot,
     reference as reference,
     stencil as stencil,
+    sweeps as sweeps,
     trainer as trainer,
     trainers as trainers,
 )
 from ._trainax._trainer import GeneralTrainer as GeneralTrainer
+from .landscape import Landscape as Landscape, loss_landscape as loss_landscape
 from .reference import (
     AbstractStepper as AbstractStepper,
     Advection as Advection,
@@ -32,6 +36,7 @@ from .stencil import (
     Periodic as Periodic,
     Stencil as Stencil,
 )
+from .sweeps import SweepResult as SweepResult, sweep as sweep
 from .trainers import Trainer as Trainer, TrainResult as TrainResult
 
 __version__ = "0.1.0"

@@ -20,3 +20,5 @@ Coefficient: TypeAlias = float | Float[ArrayLike, "..."]
 EpochBatches: TypeAlias = Int[Array, "batches batch"]
 #: Flat window indices of one batch: `(batch,)`.
 BatchIndex: TypeAlias = Int[Array, "batch"]  # noqa: F821
+#: Convolution weights of an architecture: `(out_channels, in_channels, *kernel)`.
+ConvWeight: TypeAlias = Float[Array, "out_channels in_channels *kernel"]

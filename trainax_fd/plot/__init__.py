@@ -1,3 +1,9 @@
-"""Matplotlib figures: space-time diagrams and 2D snapshots."""
+"""Matplotlib figures: space-time diagrams, 2D snapshots, loss landscapes, loss histories."""
 
 from ._fields import snapshot as snapshot, spacetime as spacetime
+from ._landscape import (
+    landscape as landscape,
+    landscape_grid as landscape_grid,
+    landscape_slice as landscape_slice,
+    loss_history as loss_history,
+)
