@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, Int
 from tqdm import tqdm
@@ -142,29 +143,43 @@ def _stack_configurations(configurations, trainer: Trainer):
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *arrays)
 
 
-def _member_chunk(trainer: Trainer, configurations, results, stop):
+def _member_chunk(trainer: Trainer, configurations, results, stop, mapped: bool = False):
     TRACES["sweep"] += 1
+    static_results = eqx.filter(results, eqx.is_array, inverse=True)
 
-    def one(config, result):
+    def one(config, dynamic):
         t = trainer
         if config is not None:
             static = eqx.filter(trainer.configuration, eqx.is_array, inverse=True)
             t = eqx.tree_at(lambda t: t.configuration, trainer, eqx.combine(config, static))
-        return t._chunk_body(result, stop)
+        out = t._chunk_body(eqx.combine(dynamic, static_results), stop)
+        return eqx.filter(out, eqx.is_array)
 
-    return eqx.filter_vmap(one)(configurations, results)
+    dynamic = eqx.filter(results, eqx.is_array)
+    if mapped:  # one member after the other inside the program
+        out = lax.map(lambda args: one(*args), (configurations, dynamic))
+    else:
+        out = jax.vmap(one)(configurations, dynamic)
+    (result, failed, last) = out
+    return eqx.combine(result, static_results), failed, last
 
 
-def _member_chunk_cpu(trainer, configurations, results, stop):
+def _member_chunk_cpu(trainer, configurations, results, stop, sharded: bool):
+    """On CPU, members with convolutions run one after the other (`lax.map`), their
+    convolutions in the fast layout: vmapping them would make grouped convolutions, which
+    XLA:CPU runs 2x slower than the members' convolutions in turn (see `_layout`). Members
+    sharded over devices stay vmapped (each device runs its own)."""
     first = jax.tree_util.tree_map(lambda x: x[0], eqx.filter(results.stepper, eqx.is_array))
     stepper = eqx.combine(first, eqx.filter(results.stepper, eqx.is_array, inverse=True))
     if stepper_has_convolutions(stepper, trainer.windows.trajectories):
-        return call_canonical(_member_chunk, trainer, configurations, results, stop)
+        return call_canonical(
+            lambda *a: _member_chunk(*a, mapped=not sharded), trainer, configurations, results, stop
+        )
     return _member_chunk(trainer, configurations, results, stop)
 
 
 _chunk_cpu = eqx.filter_jit(_member_chunk_cpu, compiler_options=CPU_COMPILER_OPTIONS)
-_chunk_any = eqx.filter_jit(_member_chunk)
+_chunk_any = eqx.filter_jit(lambda trainer, c, r, stop, sharded: _member_chunk(trainer, c, r, stop))
 
 
 def _members(num_members, hyperparams, configurations) -> int:
@@ -263,7 +278,7 @@ def sweep(
     with tqdm(total=trainer.num_steps, disable=not progress, desc=f"sweep x{members}") as bar:
         while step < trainer.num_steps and np.any(failed < 0):
             stop = jnp.asarray(np.int32(min(trainer.num_steps, step + trainer.chunk_size)))
-            results, new_failed, last = chunk(trainer, stacked, results, stop)
+            results, new_failed, last = chunk(trainer, stacked, results, stop, mesh is not None)
             new_failed = np.asarray(new_failed)
             failed = np.where(failed >= 0, failed, new_failed)
             new_step = int(np.max(np.asarray(results.step)))
