@@ -1,0 +1,15 @@
+"""Stepper architectures whose ghost points come from the stencil core's boundary conditions.
+
+Every architecture acts on one sample `(channels, *spatial)` in 1D, 2D or 3D (batch with
+`jax.vmap`) and reports `num_parameters` and `receptive_field`.
+"""
+
+from ._base import AbstractArchitecture as AbstractArchitecture
+from ._convnet import ConvNet as ConvNet
+from ._resnet import ResNet as ResNet
+from ._stencil_conv import (
+    StencilConv as StencilConv,
+    finite_difference_net as finite_difference_net,
+)
+from ._unet import UNet as UNet
+from ._upwind import UpwindNet as UpwindNet
