@@ -76,3 +76,15 @@ def test_readme_example_runs_and_both_ways_agree():
     assert [r["learning_rate"] for r in rows] == pytest.approx([1e-3, 3e-3, 1e-2, 3e-2])
     losses = np.asarray(swept.results.loss_history)
     assert np.all(losses[:, -1] < losses[:, 0]) and losses[2, -1] < 0.1 * losses[2, 0]
+    exec(readme.split("```python\n")[4].split("```")[0], namespace)  # architectures
+    from trainax_fd.stencil import backward, central, forward
+
+    u, grid = namespace["u0"][0], namespace["grid"]
+    want = jnp.concatenate([s(u, grid, "periodic") for s in (forward(), central(), backward())])
+    np.testing.assert_allclose(namespace["du"], want, rtol=1e-5, atol=1e-3)
+    read = namespace["differences"].stencils(order=1)[1][0]
+    np.testing.assert_allclose(np.asarray(read.weights), [-0.5, 0.0, 0.5], atol=1e-6)
+    net = namespace["net"]
+    assert (net.num_parameters, net.receptive_field) == (1473, (13,))
+    history = np.asarray(namespace["emulator"].loss_history)
+    assert history.shape == (50,) and history[-1] < history[0]

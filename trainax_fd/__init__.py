@@ -2,6 +2,7 @@
 autoregressive neural PDE emulators in JAX."""
 
 from . import (
+    arch as arch,
     callback as callback,
     configuration as configuration,
     configurations as configurations,
