@@ -37,6 +37,7 @@ Install and run from the repository root (pdequinox is a comparison only, never 
 """
 
 import argparse
+import importlib.metadata
 import itertools
 import statistics
 import sys
@@ -232,11 +233,10 @@ def main() -> None:
         parser.error(f"--loops: unknown {sorted(unknown)}; choose from {sorted(LOOPS)}")
 
     print(f"jax {jax.__version__}, equinox {eqx.__version__}, {jax.default_backend()}")
-    print(
-        f"pdequinox {pdequinox.__version__ if hasattr(pdequinox, '__version__') else ''} installed"
-        if pdequinox is not None
-        else "pdequinox not installed: compared with the Equinox network only"
-    )
+    if pdequinox is None:
+        print("pdequinox not installed: compared with the Equinox network only")
+    else:
+        print(f"pdequinox {importlib.metadata.version('pdequinox')} installed")
     rollout, batch, points = 5, 32, 256
     data = advection_data(64, 21, points)
     nets = networks(args.width, args.depth, args.kernel, ACTIVATIONS[args.activation])

@@ -43,9 +43,11 @@ Install and run from the repository root (trainax is a comparison only, never a 
 import argparse
 import os
 import statistics
+import sys
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -56,6 +58,9 @@ import optax
 import trainax_fd as tfd
 from trainax_fd.landscape import Parameter, loss_landscape
 from trainax_fd.stencil import Grid
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from trainax_training import _COMPILE_SECONDS, Lin, cpu_mark, load_note  # the same helpers
 
 try:
     with warnings.catch_warnings():  # trainax imports tqdm.autonotebook
@@ -71,29 +76,6 @@ SWEEP_ATOL = 1e-5
 LOSS_FLOOR = 1e-9  # loss histories compared step by step above this
 CHAOS_FLOOR = 1e-13  # members whose loss fell below: final weights rounding-sensitive
 W0_RANGE, W1_RANGE = (0.3, 0.9), (0.1, 0.7)  # covers the upwind optimum (0.59, 0.41)
-COMPILE_EVENTS = (
-    "/jax/core/compile/jaxpr_trace_duration",
-    "/jax/core/compile/jaxpr_to_mlir_module_duration",
-    "/jax/core/compile/backend_compile_duration",
-)
-_COMPILE_SECONDS = [0.0]
-
-
-def _on_event(event: str, duration: float, **_) -> None:
-    if event in COMPILE_EVENTS:
-        _COMPILE_SECONDS[0] += duration
-
-
-jax.monitoring.register_event_duration_secs_listener(_on_event)
-
-
-class Lin(eqx.Module):
-    """`w0 * u_i + w1 * u_(i+1)`, zero beyond the right end: upwind advection for c < 0."""
-
-    w: jax.Array
-
-    def __call__(self, u):
-        return self.w[0] * u + self.w[1] * jnp.pad(u, ((0, 0), (0, 1)))[:, 1:]
 
 
 # The axes' selections: static in the landscape's compiled program, so defined once here
@@ -149,23 +131,6 @@ def measure(runs: dict[str, Callable], repeats: dict[str, int], warm: list[str])
             row[k] = statistics.median(row[k]) if row[k] else None
         row["repeats"] = repeats[row["package"]]
     return rows
-
-
-def load_note() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
-
-
-def cpu_mark() -> tuple[float, float, float] | None:
-    """`(wall s, busy CPU s of the machine, CPU s of this process and its children)`."""
-    try:
-        with open("/proc/stat") as f:
-            ticks = [int(v) for v in f.readline().split()[1:]]
-    except OSError:  # not Linux
-        return None
-    t = os.times()
-    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
-    return time.perf_counter(), busy, t.user + t.system + t.children_user + t.children_system
 
 
 def others_share(mark) -> float | None:
@@ -343,10 +308,12 @@ def sweeps(
         if steps >= 3000 and not np.max(np.abs(w_one - np.array([0.59, 0.41]))) < 1e-5:
             raise AssertionError(f"sweep n={n}: one training reached {w_one}, not (0.59, 0.41)")
         if theirs_name:
-            w_theirs, h_theirs = (np.asarray(x) for x in rows[theirs_name]["out"][:2])
+            out_theirs = rows[theirs_name]["out"]  # (weights, final losses, histories)
+            w_theirs, h_theirs = np.asarray(out_theirs[0]), np.asarray(out_theirs[2])
             h_sweep = np.asarray(rows["trainax_fd sweep"]["out"][2])
-            # Before the float32 noise floor, both follow the same path step by step.
-            above = h_theirs > LOSS_FLOOR
+            # Until either reaches the float32 noise floor, both follow the same path step by
+            # step; after it, rounding noise decides (see below).
+            above = np.logical_and.accumulate(np.minimum(h_sweep, h_theirs) > LOSS_FLOOR, axis=1)
             rel = np.abs(h_sweep - h_theirs) / np.abs(h_theirs)
             if not np.all(rel[above] < 1e-3):
                 m = int(np.argmax(np.max(np.where(above, rel, 0), axis=1)))
