@@ -155,3 +155,18 @@ def sample_grid(grid: Grid | None, spatial: tuple[int, ...]) -> Grid:
 def default_dtype(dtype):
     """`dtype`, or the default float dtype (float64 when x64 is on)."""
     return jnp.dtype(dtype) if dtype is not None else jax.dtypes.canonicalize_dtype(float)
+
+
+def check_network(
+    num_spatial_dims, in_channels, out_channels, width, kernel_size, activation, residual,
+    boundary: BoundarySpec, grid: Grid | None,
+):  # fmt: skip
+    """The checks every network shares; **returns** `(num_spatial_dims, kernel, activation,
+    residual, outer boundary pairs, hidden boundary pairs)` (see `homogeneous`)."""
+    d = check_dims(num_spatial_dims, grid)
+    check_channels(in_channels=in_channels, out_channels=out_channels, width=width)
+    kernel = kernel_tuple(kernel_size, d)
+    outer = normalise_boundary(boundary, grid, d)
+    activation = check_activation(activation)
+    residual = check_residual(residual, in_channels, out_channels)
+    return d, kernel, activation, residual, outer, homogeneous(outer)

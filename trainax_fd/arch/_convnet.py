@@ -9,16 +9,7 @@ from jaxtyping import PRNGKeyArray
 from .._checks import check_int
 from .._custom_types import State
 from ..stencil import BoundarySpec, Grid
-from ._base import (
-    AbstractArchitecture,
-    check_activation,
-    check_channels,
-    check_dims,
-    check_residual,
-    homogeneous,
-    kernel_tuple,
-    normalise_boundary,
-)
+from ._base import AbstractArchitecture, check_network
 from ._stencil_conv import StencilConv
 
 
@@ -70,14 +61,11 @@ class ConvNet(AbstractArchitecture):
         dtype=None,
         key: PRNGKeyArray,
     ):
-        d = check_dims(num_spatial_dims, grid)
-        check_channels(in_channels=in_channels, out_channels=out_channels, width=width)
+        d, kernel, self.activation, self.residual, outer, hidden = check_network(
+            num_spatial_dims, in_channels, out_channels, width, kernel_size, activation,
+            residual, boundary, grid,
+        )  # fmt: skip
         check_int("depth", depth, 1)
-        kernel = kernel_tuple(kernel_size, d)
-        self.activation = check_activation(activation)
-        self.residual = check_residual(residual, in_channels, out_channels)
-        outer = normalise_boundary(boundary, grid, d)
-        hidden = homogeneous(outer)
         channels = [in_channels] + [width] * (depth - 1) + [out_channels]
         self.layers = tuple(
             StencilConv(

@@ -9,16 +9,7 @@ from jaxtyping import PRNGKeyArray
 from .._checks import check_int
 from .._custom_types import State
 from ..stencil import BoundarySpec, Grid
-from ._base import (
-    AbstractArchitecture,
-    check_activation,
-    check_channels,
-    check_dims,
-    check_residual,
-    homogeneous,
-    kernel_tuple,
-    normalise_boundary,
-)
+from ._base import AbstractArchitecture, check_network
 from ._stencil_conv import StencilConv
 
 
@@ -68,14 +59,11 @@ class ResNet(AbstractArchitecture):
         dtype=None,
         key: PRNGKeyArray,
     ):
-        d = check_dims(num_spatial_dims, grid)
-        check_channels(in_channels=in_channels, out_channels=out_channels, width=width)
+        d, kernel, self.activation, self.residual, outer, hidden = check_network(
+            num_spatial_dims, in_channels, out_channels, width, kernel_size, activation,
+            residual, boundary, grid,
+        )  # fmt: skip
         check_int("num_blocks", num_blocks, 1)
-        kernel = kernel_tuple(kernel_size, d)
-        self.activation = check_activation(activation)
-        self.residual = check_residual(residual, in_channels, out_channels)
-        outer = normalise_boundary(boundary, grid, d)
-        hidden = homogeneous(outer)
         keys = iter(jax.random.split(key, 2 * num_blocks + 2))
 
         def conv(cin, cout, k, bc):

@@ -10,16 +10,7 @@ from jaxtyping import PRNGKeyArray
 from .._checks import check_int
 from .._custom_types import State
 from ..stencil import BoundarySpec, Grid
-from ._base import (
-    AbstractArchitecture,
-    check_activation,
-    check_channels,
-    check_dims,
-    check_residual,
-    homogeneous,
-    kernel_tuple,
-    normalise_boundary,
-)
+from ._base import AbstractArchitecture, check_network
 from ._stencil_conv import StencilConv
 
 Block = tuple[StencilConv, StencilConv]
@@ -83,8 +74,10 @@ class UNet(AbstractArchitecture):
         dtype=None,
         key: PRNGKeyArray,
     ):
-        d = check_dims(num_spatial_dims, grid)
-        check_channels(in_channels=in_channels, out_channels=out_channels, width=width)
+        d, kernel, self.activation, self.residual, outer, hidden = check_network(
+            num_spatial_dims, in_channels, out_channels, width, kernel_size, activation,
+            residual, boundary, grid,
+        )  # fmt: skip
         check_int("levels", levels, 1)
         mult = tuple(2**n for n in range(levels + 1)) if channel_multipliers is None else None
         if mult is None:
@@ -96,13 +89,8 @@ class UNet(AbstractArchitecture):
                     f"`channel_multipliers` must hold levels + 1 = {levels + 1} ints >= 1, got "
                     f"{channel_multipliers!r}."
                 )
-        kernel = kernel_tuple(kernel_size, d)
-        self.activation = check_activation(activation)
-        self.residual = check_residual(residual, in_channels, out_channels)
         if grid is not None:
             _check_divisible(grid.shape, levels, "grid.shape")
-        outer = normalise_boundary(boundary, grid, d)
-        hidden = homogeneous(outer)
         c = [width * m for m in mult]
         keys = iter(jax.random.split(key, 5 * levels + 3))
 
