@@ -19,7 +19,9 @@ last). The data: 64 trajectories of 1D periodic advection, 256 points, 21 time l
 - `plain loop`: what a user writes without it: `eqx.filter_jit` over a `lax.scan` of optax
   steps, windows gathered by index inside the scan, the rollout a `lax.scan`. Its
   convolutions stay in Equinox's channels-first layout, which XLA:CPU runs far slower inside
-  loops, so it takes `--plain-steps` (10) steps only.
+  loops, so it takes `--plain-steps` (10) steps only;
+- `plain loop + canonical_convolutions`: the same loop through `trainax_fd.canonical_convolutions`
+  (the rewrite the Trainer applies), `--steps` steps.
 
 Timing, per loop and network: `compile` is the time JAX spent tracing, lowering and compiling
 in the first (cold, after `jax.clear_caches()`) call; `per step` is the cached call's wall time,
@@ -39,6 +41,7 @@ Install and run from the repository root (pdequinox is a comparison only, never 
 """
 
 import argparse
+import functools
 import importlib.metadata
 import itertools
 import statistics
@@ -58,7 +61,7 @@ from jax import lax
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from trainax_training import advection_data, cpu_mark, load_note, measure, others_note
 
-from trainax_fd import arch, configurations, trainers
+from trainax_fd import arch, canonical_convolutions, configurations, trainers
 
 try:
     with warnings.catch_warnings():
@@ -144,7 +147,6 @@ def trainer_runner(net, data, steps: int, batch: int, rollout: int, optimizer) -
     return run
 
 
-@eqx.filter_jit
 def plain_training(net, data, samples, starts, optimizer, rollout: int):
     """A user's own compiled loop: one `lax.scan` over optax steps, MSE over the rollout."""
     params, static = eqx.partition(net, eqx.is_array)
@@ -173,18 +175,25 @@ def plain_training(net, data, samples, starts, optimizer, rollout: int):
     return eqx.combine(params, static), losses
 
 
-def plain_runner(net, data, steps: int, batch: int, rollout: int, optimizer) -> Callable:
+def plain_runner(
+    net, data, steps: int, batch: int, rollout: int, optimizer, *, canonical: bool
+) -> Callable:
     rng = np.random.default_rng(0)
     samples = jnp.asarray(rng.integers(0, data.shape[0], (steps, batch)))
     starts = jnp.asarray(rng.integers(0, data.shape[1] - rollout, (steps, batch)))
 
     def run(_):
-        return plain_training(net, data, samples, starts, optimizer, rollout)
+        return train(net, data, samples, starts, optimizer, rollout)
 
+    train = eqx.filter_jit(canonical_convolutions(plain_training) if canonical else plain_training)
     return run
 
 
-LOOPS = {"trainer": ("Trainer", trainer_runner), "plain": ("plain loop", plain_runner)}
+LOOPS = {
+    "trainer": ("Trainer", trainer_runner),
+    "plain": ("plain loop", functools.partial(plain_runner, canonical=False)),
+    "canonical": ("plain + canonical", functools.partial(plain_runner, canonical=True)),
+}
 
 
 def matmul_peak(n: int = 2048, repeats: int = 7) -> float:
@@ -228,7 +237,9 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=5, help="convolutions (trainax_fd's depth)")
     parser.add_argument("--kernel", type=int, default=5)
     parser.add_argument("--activation", choices=sorted(ACTIVATIONS), default="gelu")
-    parser.add_argument("--loops", default="trainer,plain", help="comma list of trainer, plain")
+    parser.add_argument(
+        "--loops", default="trainer,canonical,plain", help="comma list of trainer, canonical, plain"
+    )
     parser.add_argument("--quick", action="store_true", help="30 steps, one repeat")
     args = parser.parse_args()
     if args.quick:
@@ -291,7 +302,7 @@ def main() -> None:
             verdict = ""
             if name == "pdequinox" and loop == "trainer":
                 verdict = f"  target >= {TARGET}: {'met' if ratio >= TARGET else 'NOT met'}"
-            print(f"{LOOPS[loop][0]:<11} {name:<10} {ratio:5.2f}x{verdict}")
+            print(f"{LOOPS[loop][0]:<17} {name:<10} {ratio:5.2f}x{verdict}")
 
 
 if __name__ == "__main__":

@@ -101,6 +101,46 @@ def test_call_canonical_passes_non_arrays_through():
     np.testing.assert_allclose(np.asarray(value), np.asarray(conv(u)), rtol=1e-6)
 
 
+def test_public_transform_on_a_users_training_loop():
+    """`tf.canonical_convolutions` on a scan of optax steps of an `arch.ConvNet`, with an
+    optimizer and an int passed through: the same parameters and losses, canonical HLO."""
+    net = tfd.arch.ConvNet(1, 1, 1, width=4, depth=2, residual=True, key=KEY)
+    data = jax.random.normal(jax.random.key(1), (3, 2, 1, 8))  # (steps, batch, 1, points)
+    optimizer = optax.sgd(0.1)
+
+    def train(net, data, optimizer, rollout: int):
+        params, static = eqx.partition(net, eqx.is_array)
+
+        def loss(params, u):
+            model = jax.vmap(eqx.combine(params, static))
+            for _ in range(rollout):
+                u = model(u)
+            return jnp.mean(u**2)
+
+        def step(carry, u):
+            params, state = carry
+            value, grads = jax.value_and_grad(loss)(params, u)
+            updates, state = optimizer.update(grads, state, params)
+            return (optax.apply_updates(params, updates), state), value
+
+        (params, _), losses = lax.scan(step, (params, optimizer.init(params)), data)
+        return eqx.combine(params, static), losses
+
+    def hlo_labels(fn):
+        lowered = eqx.filter_jit(fn).lower(net, data, optimizer, 2).lowered
+        text = lowered.compile().as_text()
+        return set(re.findall(r"dim_labels=([^,\s]+)", text))
+
+    want_net, want = eqx.filter_jit(train)(net, data, optimizer, 2)
+    got_net, got = eqx.filter_jit(tfd.canonical_convolutions(train))(net, data, optimizer, 2)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(want_net), jax.tree_util.tree_leaves(got_net)):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
+    assert got_net.layers[0].kernel_size == (3,)  # the static parts come back
+    assert any(label.startswith("bf") for label in hlo_labels(train))
+    assert hlo_labels(tfd.canonical_convolutions(train)) == {"b0f_0io->b0f"}
+
+
 def test_stepper_probe():
     traj = jnp.zeros((2, 3, 1, 8))
     assert stepper_has_convolutions(eqx.nn.Conv1d(1, 1, 3, padding=1, key=KEY), traj)

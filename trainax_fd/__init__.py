@@ -17,6 +17,7 @@ from . import (
     trainer as trainer,
     trainers as trainers,
 )
+from ._layout import canonical_convolutions as canonical_convolutions
 from ._trainax._trainer import GeneralTrainer as GeneralTrainer
 from .landscape import Landscape as Landscape, loss_landscape as loss_landscape
 from .reference import (
