@@ -150,11 +150,21 @@ def maybe_remat(fn: Callable, remat: bool) -> Callable:
     return eqx.filter_checkpoint(fn) if remat else fn
 
 
+#: Chains up to this length are unrolled. XLA:CPU runs the training step of a ConvNet with an
+#: unrolled 5-step rollout ~1.5x faster than with the rollout as a loop (48 against 72 ms;
+#: a loop of 2-step unrolls gains nothing), for ~1.5 s more compilation; small steppers
+#: compile faster unrolled. Longer chains stay loops, their compile time independent of
+#: their length.
+UNROLL_UP_TO = 8
+
+
 def scan_chain(
     body: Callable, state: PyTree[Array], length: int, remat: bool, xs=None
 ) -> tuple[PyTree[Array], Array]:
-    """`lax.scan` of `body((state, t), x) -> ((state, t + 1), loss)` from `t = 0`."""
+    """`lax.scan` of `body((state, t), x) -> ((state, t + 1), loss)` from `t = 0`, unrolled
+    up to `UNROLL_UP_TO` steps."""
     (state, _), losses = lax.scan(
-        maybe_remat(body, remat), (state, jnp.asarray(0)), xs, length=length
-    )
+        maybe_remat(body, remat), (state, jnp.asarray(0)), xs, length=length,
+        unroll=length <= UNROLL_UP_TO,
+    )  # fmt: skip
     return state, losses

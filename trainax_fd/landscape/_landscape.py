@@ -12,6 +12,7 @@ from jax import lax
 from jaxtyping import Array, Float
 
 from .._checks import check_int
+from ..trainers._trainer import CPU_COMPILER_OPTIONS
 from ._axes import AbstractAxis, Parameter
 
 #: How often the landscape evaluation was traced (tests check one trace per call shape).
@@ -111,8 +112,7 @@ def _chunk_sizes(losses, stepper, points, chunk_size, window_chunk_size, memory)
     return k, tuple(windows)
 
 
-@eqx.filter_jit
-def _evaluate(losses, stepper, axes, chunk_size: int, window_chunks: tuple[int, ...], stacked):
+def _evaluate_body(losses, stepper, axes, chunk_size: int, window_chunks: tuple[int, ...], stacked):
     TRACES["landscape"] += 1
     grids = jnp.meshgrid(*[axis.values for axis in axes], indexing="ij")
     shape = grids[0].shape
@@ -133,6 +133,17 @@ def _evaluate(losses, stepper, axes, chunk_size: int, window_chunks: tuple[int, 
     out = out.reshape(chunks * chunk_size, len(losses))[:points]
     out = jnp.moveaxis(out, -1, 0).reshape(len(losses), *shape)
     return out if stacked else out[0]
+
+
+_evaluate_cpu = eqx.filter_jit(_evaluate_body, compiler_options=CPU_COMPILER_OPTIONS)
+_evaluate_any = eqx.filter_jit(_evaluate_body)
+
+
+def _evaluate(losses, *args):
+    """`_evaluate_body` compiled, with XLA:CPU's faster-compiling emitters on CPU data."""
+    leaves = jax.tree_util.tree_leaves([loss.windows.trajectories for loss in losses])
+    cpu = all(d.platform == "cpu" for leaf in leaves for d in leaf.devices())
+    return (_evaluate_cpu if cpu else _evaluate_any)(losses, *args)
 
 
 def _label(loss, i: int) -> str:
