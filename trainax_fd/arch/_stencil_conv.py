@@ -148,7 +148,7 @@ class StencilConv(AbstractArchitecture):
             cls, d, len(rows[0]), len(rows), tuple(shape), use_bias=use_bias, boundary=boundary,
             grid=grid, dtype=dtype, key=jax.random.key(0),
         )  # fmt: skip
-        bias = None if conv.bias is None else jnp.asarray(np.zeros(len(rows), dtype))
+        bias = None if conv.bias is None else jax.device_put(np.zeros(len(rows), dtype))
         return eqx.tree_at(
             lambda c: (c.weight, c.bias, c.boundary),
             conv,

@@ -149,4 +149,4 @@ class UpwindNet(AbstractArchitecture):
 def _gates(channels: int, dtype) -> tuple[Array, Array]:
     """The initial gates: weights `(1, -1)`, biases 0 (built in NumPy: nothing to compile)."""
     weight = np.stack([np.ones(channels, dtype), -np.ones(channels, dtype)])
-    return jnp.asarray(weight), jnp.asarray(np.zeros((2, channels), dtype))
+    return jax.device_put(weight), jax.device_put(np.zeros((2, channels), dtype))

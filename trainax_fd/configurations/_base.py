@@ -6,6 +6,7 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jaxtyping import Array, Float, PyTree
 
@@ -69,8 +70,8 @@ class AbstractConfiguration(eqx.Module):
 
 def level_weights(weights, count: int, name: str, count_name: str) -> Float[Array, "levels"]:
     """`weights` as an array of shape `(count,)` (ones when `None`), checked."""
-    if weights is None:
-        return jnp.ones(count)
+    if weights is None:  # built in NumPy: nothing to compile
+        return jax.device_put(np.ones(count, jax.dtypes.canonicalize_dtype(float)))
     weights = jnp.asarray(weights)
     if weights.shape != (count,):
         raise ValueError(

@@ -258,7 +258,7 @@ def loss_landscape(
     return Landscape(
         loss=loss,
         values=tuple(axis.values for axis in axes),
-        centre=jnp.asarray(np.array(centre, dtype=float)),
+        centre=jax.device_put(np.array(centre, dtype=float)),
         names=names,
         labels=labels,
     )

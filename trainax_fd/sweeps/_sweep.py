@@ -277,7 +277,7 @@ def sweep(
     failed = np.full(members, -1)
     with tqdm(total=trainer.num_steps, disable=not progress, desc=f"sweep x{members}") as bar:
         while step < trainer.num_steps and np.any(failed < 0):
-            stop = jnp.asarray(np.int32(min(trainer.num_steps, step + trainer.chunk_size)))
+            stop = jax.device_put(np.int32(min(trainer.num_steps, step + trainer.chunk_size)))
             results, new_failed, last = chunk(trainer, stacked, results, stop, mesh is not None)
             new_failed = np.asarray(new_failed)
             failed = np.where(failed >= 0, failed, new_failed)

@@ -285,7 +285,7 @@ class Trainer(eqx.Module):
             shapes = eqx.filter_eval_shape(m, jnp.asarray(0), stepper, batch, self)
             records = math.ceil(self.num_steps / m.every)
             metrics[m.name] = jax.tree_util.tree_map(
-                lambda s, r=records: jnp.asarray(np.zeros((r, *s.shape), s.dtype)), shapes
+                lambda s, r=records: jax.device_put(np.zeros((r, *s.shape), s.dtype)), shapes
             )
         # NumPy buffers moved to the device: no small programs to compile before training.
         dtypes = [x.dtype for x in jax.tree_util.tree_leaves((params, self.windows.trajectories))]
@@ -293,9 +293,9 @@ class Trainer(eqx.Module):
         return TrainResult(
             stepper=stepper,
             opt_state=_optimizer_init(self.optimizer, params),
-            step=jnp.asarray(np.int32(0)),
+            step=jax.device_put(np.int32(0)),
             key=_raw_key(key),
-            loss_history=jnp.asarray(np.full(self.num_steps, np.nan, dtype)),
+            loss_history=jax.device_put(np.full(self.num_steps, np.nan, dtype)),
             metrics=metrics,
         )
 
@@ -461,7 +461,7 @@ class Trainer(eqx.Module):
                 if step % c.every == 0:
                     c(result, self.num_steps)
             while step < self.num_steps:
-                stop = jnp.asarray(np.int32(self._next_stop(step)))
+                stop = jax.device_put(np.int32(self._next_stop(step)))
                 result, failed, last = self._chunk(result, stop)
                 new_step, failed = int(result.step), int(failed)
                 bar.update(new_step - step)
