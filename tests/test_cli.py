@@ -21,12 +21,21 @@ def test_main_job_prints_summary_and_writes_figure(tmp_path, capsys):
     figure = tmp_path / "reference_trajectories.png"
     assert figure.stat().st_size > 10_000
     assert str(figure) in out
+    # the training stage: a 3-point StencilConv recovers the upwind stencil (0, 0.59, 0.41)
+    learned = [float(w) for w in out.split("  learned ")[1].split("\n")[0].split()]
+    np.testing.assert_allclose(learned, [0.0, 0.59, 0.41], atol=1e-5)
+    assert float(out.split("max |learned - upwind| = ")[1].split()[0]) < 1e-5
+    figure = tmp_path / "learned_upwind.png"
+    assert figure.stat().st_size > 10_000 and str(figure) in out
 
 
 def test_main_job_rejects_bad_sample_count(capsys):
     with pytest.raises(SystemExit):
         main(["--samples", "0"])
     assert "--samples must be >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--steps", "0"])
+    assert "--steps must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_spacetime_and_snapshot_draw_the_data():
