@@ -45,7 +45,6 @@ import os
 import statistics
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,14 +59,13 @@ from trainax_fd.landscape import Parameter, loss_landscape
 from trainax_fd.stencil import Grid
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from trainax_training import _COMPILE_SECONDS, Lin, cpu_mark, load_note  # the same helpers
-
-try:
-    with warnings.catch_warnings():  # trainax imports tqdm.autonotebook
-        warnings.simplefilter("ignore")
-        import trainax
-except ImportError:
-    trainax = None
+from trainax_training import (  # the same helpers, and trainax or None
+    _COMPILE_SECONDS,
+    Lin,
+    cpu_mark,
+    load_note,
+    trainax,
+)
 
 LANDSCAPE_TARGET = 10.0  # trainax_fd >= 10x faster, compilation included
 SWEEP_TARGET = 8.0  # one sweep >= 8x faster than trainax's sequential trainings

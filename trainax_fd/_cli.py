@@ -101,7 +101,7 @@ def main(argv=None) -> int:
             f"{name:<22}{size:<10}{dt:>8.3g}{steps:>7}  {tuple(data.shape)!s:<22}"
             f"{float(data.min()):>8.3f}{float(data.max()):>8.3f}{seconds:>9.2f}"
         )
-        results.append((name, grid, dt, data))
+        results.append((name, grid, stepper, data))
 
     grid, poisson = _poisson(32)
     u = jnp.zeros((1, *grid.shape))
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     path = _figure(results, grid, u, args.out)
     print(f"figure written to {path}")
 
-    _, line, advection, _, _ = _problems(1, jax.random.key(0))[0]
+    _, line, advection, _ = results[0]
     start = time.perf_counter()
     trained, data, learned, upwind = _learn_upwind(
         line, advection, args.steps, jax.random.fold_in(jax.random.key(args.seed), 7)
@@ -153,7 +153,8 @@ def _training_figure(trained, learned, upwind, grid, dt, data, out: Path) -> Pat
         "learned " + ", ".join(f"{w:.4f}" for w in learned)
         + "\nupwind " + ", ".join(f"{w:.4f}" for w in upwind), fontsize=9,
     )  # fmt: skip
-    fig.colorbar(spacetime(data[0], grid, dt, ax=axes[1], title="reference"), ax=axes[1])
+    reference = spacetime(data[0], grid, dt, ax=axes[1], title="reference: upwind advection")
+    fig.colorbar(reference, ax=axes[1])
     error = rollout - data[0]
     fig.colorbar(
         spacetime(error, grid, dt, ax=axes[2], title="learned rollout - reference"), ax=axes[2]
@@ -174,9 +175,10 @@ def _figure(results, poisson_grid, poisson_u, out: Path) -> Path:
     from .plot import snapshot, spacetime
 
     fig, axes = plt.subplots(2, 3, figsize=(13, 7), layout="constrained")
-    for ax, (name, grid, dt, data) in zip(axes[0], results[:3]):
-        fig.colorbar(spacetime(data[0], grid, dt, ax=ax, title=name), ax=ax)
-    name, grid, dt, data = results[3]
+    for ax, (name, grid, stepper, data) in zip(axes[0], results[:3]):
+        fig.colorbar(spacetime(data[0], grid, float(stepper.dt), ax=ax, title=name), ax=ax)
+    name, grid, stepper, data = results[3]
+    dt = float(stepper.dt)
     steps = data.shape[1] - 1
     fig.colorbar(snapshot(data[0, 0], grid, ax=axes[1, 0], title=f"{name}, t=0"), ax=axes[1, 0])
     end = snapshot(data[0, -1], grid, ax=axes[1, 1], title=f"{name}, t={steps * dt:g}")

@@ -12,7 +12,7 @@ from jax import lax
 from jaxtyping import Array, Float
 
 from .._checks import check_int
-from ..trainers._trainer import CPU_COMPILER_OPTIONS
+from ..trainers._trainer import CPU_COMPILER_OPTIONS, on_cpu
 from ._axes import AbstractAxis, Parameter
 
 #: How often the landscape evaluation was traced (tests check one trace per call shape).
@@ -141,8 +141,7 @@ _evaluate_any = eqx.filter_jit(_evaluate_body)
 
 def _evaluate(losses, *args):
     """`_evaluate_body` compiled, with XLA:CPU's faster-compiling emitters on CPU data."""
-    leaves = jax.tree_util.tree_leaves([loss.windows.trajectories for loss in losses])
-    cpu = all(d.platform == "cpu" for leaf in leaves for d in leaf.devices())
+    cpu = all(on_cpu(loss) for loss in losses)
     return (_evaluate_cpu if cpu else _evaluate_any)(losses, *args)
 
 

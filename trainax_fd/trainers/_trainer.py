@@ -480,7 +480,8 @@ class Trainer(eqx.Module):
 
 
 def on_cpu(trainer: Trainer) -> bool:
-    """Whether the trainer's data lives on CPU devices (then the CPU compile path is used)."""
+    """Whether the data of `trainer` (or of anything with `windows`, such as a `FullLoss`)
+    lives on CPU devices (then the CPU compile path is used)."""
     leaf = jax.tree_util.tree_leaves(trainer.windows.trajectories)[0]
     return all(d.platform == "cpu" for d in leaf.devices())
 
