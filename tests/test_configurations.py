@@ -22,6 +22,18 @@ class Stencil3(eqx.Module):
         return self.w[0] * left + self.w[1] * u + self.w[2] * right + 0.1 * jnp.tanh(u)
 
 
+class ConvStencil3(eqx.Module):
+    """`Stencil3` written as a convolution: chains of steppers with convolutions are unrolled
+    (`configurations._base.unrolls`), so both code paths meet the oracles."""
+
+    w: jax.Array
+
+    def __call__(self, u):
+        padded = jnp.pad(u, ((0, 0), (1, 1)), mode="wrap")[None]
+        out = jax.lax.conv_general_dilated(padded, self.w[None, None, :], (1,), "VALID")[0]
+        return out + 0.1 * jnp.tanh(u)
+
+
 def reference(u):
     return 0.2 * jnp.roll(u, 1, -1) + 0.7 * u + 0.1 * jnp.roll(u, -1, -1)
 
@@ -163,10 +175,11 @@ CASES.append(
 )
 
 
+@pytest.mark.parametrize("stepper_type", [Stencil3, ConvStencil3])
 @pytest.mark.parametrize("name, make, oracle", CASES, ids=[c[0] for c in CASES])
-def test_configuration_matches_hand_written_loop(x64, data, name, make, oracle):
+def test_configuration_matches_hand_written_loop(x64, data, name, make, oracle, stepper_type):
     config = make()
-    stepper = Stencil3(jnp.array([0.3, 0.5, 0.25]))
+    stepper = stepper_type(jnp.array([0.3, 0.5, 0.25]))
     batch = jnp.asarray(data[:, : config.window_length])
 
     @jax.jit
@@ -179,6 +192,23 @@ def test_configuration_matches_hand_written_loop(x64, data, name, make, oracle):
     np.testing.assert_allclose(loss, loss_o, rtol=1e-12)
     np.testing.assert_allclose(grad.w, grad_o.w, rtol=1e-10, atol=1e-14)
     assert float(jnp.linalg.norm(grad.w)) > 1e-6  # the gradient is not trivially zero
+
+
+def test_short_chains_of_convolutional_steppers_are_unrolled():
+    window = jnp.ones((10, 1, 12))
+    w = jnp.array([0.3, 0.5, 0.25])
+
+    def loops(config, stepper):  # scans that stay loops: not fully unrolled
+        jaxpr = jax.make_jaxpr(lambda s: config(s, window))(stepper).jaxpr
+        scans = [e for e in jaxpr.eqns if e.primitive.name == "scan"]
+        return sum(e.params["unroll"] < e.params["length"] for e in scans)
+
+    assert loops(C.Supervised(4), Stencil3(w)) == 1  # a loop: compiles once for any length
+    assert loops(C.Supervised(4), ConvStencil3(w)) == 0  # unrolled
+    assert loops(C.Supervised(6), ConvStencil3(w)) == 0
+    long = C.Supervised(9)  # beyond UNROLL_UP_TO: a loop again
+    assert loops(long, ConvStencil3(w)) == 1
+    assert loops(C.Residuum(C.StepperResiduum(reference), 3), ConvStencil3(w)) == 0
 
 
 def test_pytree_states_and_losses_sum_over_leaves(x64):

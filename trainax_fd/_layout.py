@@ -53,12 +53,12 @@ def _canonical_conv(lhs, rhs, **params):
     return lax.transpose(out, tuple(inverse))
 
 
-def _has_conv(jaxpr) -> bool:
+def _has_conv(jaxpr, any_layout: bool = False) -> bool:
     for eqn in jaxpr.eqns:
-        if eqn.primitive is _CONV and _rewritable(eqn.params):
+        if eqn.primitive is _CONV and (any_layout or _rewritable(eqn.params)):
             return True
         for sub in jex.core.jaxprs_in_params(eqn.params):
-            if _has_conv(sub):
+            if _has_conv(sub, any_layout):
                 return True
     return False
 
@@ -138,18 +138,30 @@ def call_canonical(fn: Callable, *args):
     return eqx.combine(dynamic_out, out_static[0])
 
 
+def _shapes(tree):
+    return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), tree)
+
+
+def has_convolution(stepper: Callable, state, *, any_layout: bool = True) -> bool:
+    """Whether `stepper(state)` holds a convolution (`any_layout=False`: one outside the fast
+    layout); `True` when the probe cannot trace it. Traces abstractly: tracers are fine."""
+    params, static = eqx.partition(stepper, eqx.is_array)
+    try:
+        closed = jax.make_jaxpr(lambda p, u: eqx.combine(p, static)(u))(
+            _shapes(params), _shapes(state)
+        )
+    except Exception:  # a stepper that takes more than the state: assume one
+        return True
+    return _has_conv(closed.jaxpr, any_layout)
+
+
 def stepper_has_convolutions(stepper: Callable, trajectories) -> bool:
     """Whether `stepper`, applied to one time level of `trajectories` `(samples, time, ...)`,
     holds a convolution outside the fast layout (`True` when the probe cannot trace it)."""
-    params, static = eqx.partition(stepper, eqx.is_array)
     state = jax.tree_util.tree_map(
         lambda x: jax.ShapeDtypeStruct(x.shape[2:], x.dtype), trajectories
     )
-    try:
-        closed = jax.make_jaxpr(lambda p, u: eqx.combine(p, static)(u))(params, state)
-    except Exception:  # a stepper that takes more than the state: rewrite to be safe
-        return True
-    return _has_conv(closed.jaxpr)
+    return has_convolution(stepper, state, any_layout=False)
 
 
 def canonical_convolutions(fn: Callable) -> Callable:

@@ -22,6 +22,7 @@ from ._base import (
     maybe_remat,
     scan_chain,
     stop_gradient_if,
+    unrolls,
 )
 
 
@@ -117,6 +118,7 @@ class DivertedChain(AbstractConfiguration):
         check_stepper(stepper, u0)
         check_stepper(self.ref_stepper, u0, "ref_stepper")
         loss, ref, every = self.time_level_loss, self.ref_stepper, self.cut_bptt_every
+        unroll = unrolls(stepper, u0, m - 1)
 
         def cut(u, k):
             return stop_gradient_if(k % every == 0, u) if self.cut_bptt else u
@@ -139,7 +141,9 @@ class DivertedChain(AbstractConfiguration):
             first = loss(u_next, target)
             u_next = cut(u_next, t + 1)
             if m > 1:
-                _, rest = scan_chain(branch_step(t), (u_next, target), m - 1, self.remat)
+                _, rest = scan_chain(
+                    branch_step(t), (u_next, target), m - 1, self.remat, unroll=unroll
+                )
                 first = jnp.concatenate([first[None], rest])
             else:
                 first = first[None]

@@ -20,6 +20,7 @@ from ._base import (
     level_weights,
     scan_chain,
     stop_gradient_if,
+    unrolls,
 )
 
 
@@ -126,5 +127,6 @@ class Residuum(AbstractConfiguration):
                 u_next = stop_gradient_if((t + 1) % self.cut_bptt_every == 0, u_next)
             return (u_next, t + 1), value
 
-        _, losses = scan_chain(body, u0, self.num_rollout_steps, self.remat)
+        n = self.num_rollout_steps
+        _, losses = scan_chain(body, u0, n, self.remat, unroll=unrolls(stepper, u0, n))
         return losses

@@ -21,6 +21,7 @@ from ._base import (
     levels,
     scan_chain,
     stop_gradient_if,
+    unrolls,
 )
 
 
@@ -35,7 +36,7 @@ def _supervised_chain(stepper, loss, u0, targets, steps, cut_bptt, cut_every, re
             u = stop_gradient_if((t + 1) % cut_every == 0, u)
         return (u, t + 1), value
 
-    return scan_chain(body, u0, steps, remat, xs=targets)
+    return scan_chain(body, u0, steps, remat, xs=targets, unroll=unrolls(stepper, u0, steps))
 
 
 class Supervised(AbstractConfiguration):

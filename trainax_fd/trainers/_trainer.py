@@ -22,6 +22,7 @@ from .._layout import call_canonical, stepper_has_convolutions
 from ..configurations import AbstractConfiguration
 from ..data import Windows
 from ._callbacks import AbstractHostCallback, AbstractMetric, Checkpoint
+from ._optimizer_init import optimizer_init
 from ._result import NonFiniteLossError, TrainResult, load_result
 
 _BATCHING = ("drop_remainder", "trainax")
@@ -39,11 +40,6 @@ def _raw_key(key) -> Array:
             f"{key.dtype} and shape {key.shape}."
         )
     return key
-
-
-def _optimizer_init(optimizer, params):
-    with jax.numpy_dtype_promotion("standard"):
-        return optimizer.init(params)
 
 
 def _where_tree(ok, new, old):
@@ -292,7 +288,7 @@ class Trainer(eqx.Module):
         dtype = jnp.result_type(*[d for d in dtypes if jnp.issubdtype(d, jnp.inexact)] or [float])
         return TrainResult(
             stepper=stepper,
-            opt_state=_optimizer_init(self.optimizer, params),
+            opt_state=optimizer_init(self.optimizer, params),
             step=jax.device_put(np.int32(0)),
             key=_raw_key(key),
             loss_history=jax.device_put(np.full(self.num_steps, np.nan, dtype)),
@@ -495,7 +491,9 @@ def _chunk_canonical(trainer: Trainer, result: TrainResult, stop: Array):
 
 
 # XLA:CPU's legacy loop emitters compile the many small fusions of a training step about
-# twice as fast as its newer fusion emitters, and run them as fast (see benchmarks/README.md).
-CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+# twice as fast as its newer fusion emitters, and run them as fast; LLVM at -O1 instead of
+# -O3 compiles them ~25 % faster again, and runs a small stepper's steps faster, a ConvNet's
+# as fast (its convolutions are library calls). See benchmarks/README.md.
+CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 1}
 _chunk_cpu = eqx.filter_jit(_chunk_canonical, compiler_options=CPU_COMPILER_OPTIONS)
 _chunk_any = eqx.filter_jit(Trainer._chunk_body)
