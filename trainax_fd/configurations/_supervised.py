@@ -54,6 +54,9 @@ class Supervised(AbstractConfiguration):
     - `cut_bptt_every`: int `>= 1`.
     - `time_level_weights`: weights of the `n` levels, shape `(n,)`; ones when `None`.
     - `remat`: rematerialise each step in the backward pass (memory flat in `n`).
+
+    The rollout is a `lax.scan`, compiled once whatever `n`; up to 8 steps of a stepper with
+    convolutions are unrolled instead, which XLA:CPU runs ~1.4x faster.
     """
 
     num_rollout_steps: int = eqx.field(static=True)
