@@ -401,12 +401,11 @@ class Trainer(eqx.Module):
             jnp.asarray(-1, jnp.int32), start,
         )  # fmt: skip
 
-        def body(carry, _):
-            active = (carry[-1] < stop) & (carry[-2] < 0)
-            step = lambda c: self._step(static, start, result.key, c)  # noqa: E731
-            return lax.cond(active, step, lambda c: c, carry), None
-
-        carry, _ = lax.scan(body, carry, None, length=self.chunk_size)
+        carry = lax.while_loop(
+            lambda c: (c[-1] < stop) & (c[-2] < 0),  # steps left, all finite so far
+            lambda c: self._step(static, start, result.key, c),
+            carry,
+        )
         params, opt_state, _, _, history, metrics, failed, step = carry
         result = TrainResult(
             eqx.combine(params, static), opt_state, step, result.key, history, metrics
