@@ -13,6 +13,8 @@ import trainax_fd as tfd
 from trainax_fd._layout import (
     call_canonical,
     canonical_convolutions,
+    canonical_specs,
+    has_convolution,
     stepper_has_convolutions,
 )
 
@@ -101,10 +103,69 @@ def test_call_canonical_passes_non_arrays_through():
     np.testing.assert_allclose(np.asarray(value), np.asarray(conv(u)), rtol=1e-6)
 
 
+class EquinoxNet(eqx.Module):
+    """`u + f(u)`, `f` two channels-first `eqx.nn.Conv1d` (Equinox's layout)."""
+
+    layers: tuple
+
+    def __init__(self, key):
+        k1, k2 = jax.random.split(key)
+        self.layers = (
+            eqx.nn.Conv1d(1, 4, 3, padding=1, padding_mode="CIRCULAR", key=k1),
+            eqx.nn.Conv1d(4, 1, 3, padding=1, padding_mode="CIRCULAR", key=k2),
+        )
+
+    def __call__(self, u):
+        return u + self.layers[1](jnp.tanh(self.layers[0](u)))
+
+
+def loop_labels(net, data, *, train: bool):
+    """Convolution dim_labels of a compiled `lax.scan` over `data` of 2-step rollouts: SGD
+    steps when `train`, else forward rollouts."""
+    params, static = eqx.partition(net, eqx.is_array)
+
+    def rollout(params, u):
+        model = jax.vmap(eqx.combine(params, static))
+        return model(model(u))
+
+    def step(params, u):
+        if not train:
+            return params, rollout(params, u)
+        grads = jax.grad(lambda p: jnp.mean(rollout(p, u) ** 2))(params)
+        return jax.tree_util.tree_map(lambda p, g: p - 0.1 * g, params, grads), None
+
+    text = jax.jit(lambda p, d: lax.scan(step, p, d)).lower(params, data).compile().as_text()
+    return set(re.findall(r"dim_labels=([^,\s]+)", text))
+
+
+class ChannelsLastNet(eqx.Module):
+    """One convolution written in the fast layout itself (as Flax's `Conv` does)."""
+
+    kernel: jax.Array
+
+    def __call__(self, u):  # u: (channels, points)
+        lhs = jnp.pad(u, ((0, 0), (1, 1)), mode="wrap").T[None]  # (1, points + 2, channels)
+        dn = canonical_specs(1)
+        return lax.conv_general_dilated(lhs, self.kernel, (1,), "VALID", dimension_numbers=dn)[0].T
+
+
+def test_probe_sees_backward_convolutions_of_a_fast_layout_forward():
+    """A forward convolution in the fast layout needs no rewrite, but its backward
+    convolutions (JAX's transposes) are outside it: the probe must report them, or the
+    Trainer would skip the rewrite and train several times slower (measured 9x)."""
+    net = ChannelsLastNet(jax.random.normal(KEY, (3, 1, 1)))
+    data = jax.random.normal(KEY, (2, 2, 1, 8))
+    assert loop_labels(net, data, train=False) == {"b0f_0io->b0f"}  # forward: fast layout
+    assert loop_labels(net, data, train=True) != {"b0f_0io->b0f"}  # backward: not
+    assert stepper_has_convolutions(net, data)
+    assert has_convolution(net, data[0, 0], any_layout=True)
+    assert not stepper_has_convolutions(lambda u: u * 2.0, data)
+
+
 def test_public_transform_on_a_users_training_loop():
-    """`tf.canonical_convolutions` on a scan of optax steps of an `arch.ConvNet`, with an
+    """`tf.canonical_convolutions` on a scan of optax steps of an Equinox ConvNet, with an
     optimizer and an int passed through: the same parameters and losses, canonical HLO."""
-    net = tfd.arch.ConvNet(1, 1, 1, width=4, depth=2, residual=True, key=KEY)
+    net = EquinoxNet(KEY)
     data = jax.random.normal(jax.random.key(1), (3, 2, 1, 8))  # (steps, batch, 1, points)
     optimizer = optax.sgd(0.1)
 

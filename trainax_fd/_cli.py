@@ -58,8 +58,13 @@ def _learn_upwind(grid: Grid, stepper, steps: int, key):
     data_key, net_key, train_key = jax.random.split(key, 3)
     noise = jax.random.normal(data_key, (16, 1, *grid.shape))
     data = ref.trajectories(stepper, noise, 40)
-    courant = float(np.ravel(stepper.velocity)[0]) * float(stepper.dt) / grid.spacing[0]
-    upwind = np.array([0.0, 1.0 + courant, -courant])  # c < 0: u_i - C (u_(i+1) - u_i)
+    # The stencil the reference stepper applies: its response to a unit impulse, read backwards
+    # (`u'_j = sum_k w_k u_(j+k)`, so an impulse at `i` gives `u'_(i-k) = w_k`).
+    mid = grid.shape[0] // 2
+    impulse = np.zeros((1, *grid.shape), np.float32)
+    impulse[0, mid] = 1.0
+    response = np.asarray(stepper(jax.device_put(impulse)), np.float64)[0]
+    upwind = response[mid + 1 : mid - 2 : -1]
     net = arch.StencilConv(1, 1, 1, 3, boundary=Dirichlet(), grid=grid, key=net_key)
     windows = data.shape[0] * (data.shape[1] - 2)
     trainer = trainers.Trainer(

@@ -20,7 +20,9 @@ from jax import lax
 _CONV = lax.conv_general_dilated_p
 
 
-def _canonical_specs(n: int):
+def canonical_specs(n: int) -> lax.ConvDimensionNumbers:
+    """The fast layout's dimension numbers for `n` spatial axes: input and output
+    `(batch, *spatial, feature)`, kernel `(*spatial, in, out)`."""
     spatial = tuple(range(1, n + 1))
     lhs = (0, n + 1, *spatial)  # (batch, spatial..., feature)
     rhs = (n + 1, n, *range(n))  # (spatial..., in, out)
@@ -28,7 +30,7 @@ def _canonical_specs(n: int):
 
 
 def _is_canonical(dn) -> bool:
-    return tuple(map(tuple, dn)) == tuple(map(tuple, _canonical_specs(len(dn.lhs_spec) - 2)))
+    return tuple(map(tuple, dn)) == tuple(map(tuple, canonical_specs(len(dn.lhs_spec) - 2)))
 
 
 def _rewritable(params) -> bool:
@@ -45,7 +47,7 @@ def _canonical_conv(lhs, rhs, **params):
     lhs_perm = (dn.lhs_spec[0], *dn.lhs_spec[2:], dn.lhs_spec[1])
     rhs_perm = (*dn.rhs_spec[2:], dn.rhs_spec[1], dn.rhs_spec[0])
     out_perm = (dn.out_spec[0], *dn.out_spec[2:], dn.out_spec[1])
-    params = dict(params, dimension_numbers=_canonical_specs(len(dn.lhs_spec) - 2))
+    params = dict(params, dimension_numbers=canonical_specs(len(dn.lhs_spec) - 2))
     out = _CONV.bind(lax.transpose(lhs, lhs_perm), lax.transpose(rhs, rhs_perm), **params)
     inverse = [0] * len(out_perm)
     for i, p in enumerate(out_perm):
@@ -143,14 +145,18 @@ def _shapes(tree):
 
 
 def has_convolution(stepper: Callable, state, *, any_layout: bool = True) -> bool:
-    """Whether `stepper(state)` holds a convolution (`any_layout=False`: one outside the fast
-    layout); `True` when the probe cannot trace it. Traces abstractly: tracers are fine."""
+    """Whether `stepper(state)` or its backward pass holds a convolution (`any_layout=False`:
+    one outside the fast layout; a forward convolution in the fast layout has backward
+    convolutions outside it); `True` when the probe cannot trace it. Traces abstractly."""
     params, static = eqx.partition(stepper, eqx.is_array)
+
+    def forward_and_backward(p, u):
+        out, pullback = jax.vjp(lambda p, u: eqx.combine(p, static)(u), p, u)
+        return out, pullback(out)
+
     try:
-        closed = jax.make_jaxpr(lambda p, u: eqx.combine(p, static)(u))(
-            _shapes(params), _shapes(state)
-        )
-    except Exception:  # a stepper that takes more than the state: assume one
+        closed = jax.make_jaxpr(forward_and_backward)(_shapes(params), _shapes(state))
+    except Exception:  # e.g. a stepper that takes more than the state: assume one
         return True
     return _has_conv(closed.jaxpr, any_layout)
 
