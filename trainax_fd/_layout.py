@@ -150,12 +150,14 @@ def has_convolution(stepper: Callable, state, *, any_layout: bool = True) -> boo
     convolutions outside it); `True` when the probe cannot trace it. Traces abstractly."""
     params, static = eqx.partition(stepper, eqx.is_array)
 
-    def forward_and_backward(p, u):
+    def probe(p, u):
+        if any_layout:  # a forward convolution has backward ones
+            return eqx.combine(p, static)(u)
         out, pullback = jax.vjp(lambda p, u: eqx.combine(p, static)(u), p, u)
         return out, pullback(out)
 
     try:
-        closed = jax.make_jaxpr(forward_and_backward)(_shapes(params), _shapes(state))
+        closed = jax.make_jaxpr(probe)(_shapes(params), _shapes(state))
     except Exception:  # e.g. a stepper that takes more than the state: assume one
         return True
     return _has_conv(closed.jaxpr, any_layout)
