@@ -144,32 +144,27 @@ def _shapes(tree):
     return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), tree)
 
 
-def has_convolution(stepper: Callable, state, *, any_layout: bool = True) -> bool:
-    """Whether `stepper(state)` or its backward pass holds a convolution (`any_layout=False`:
-    one outside the fast layout; a forward convolution in the fast layout has backward
-    convolutions outside it); `True` when the probe cannot trace it. Traces abstractly."""
+def has_convolution(stepper: Callable, state) -> bool:
+    """Whether `stepper(state)` holds a convolution, in any layout (`True` when the probe cannot
+    trace it). Then its gradient holds convolutions outside the fast layout: JAX's transposes of
+    a convolution in the fast layout are outside it. Traces abstractly: tracers are fine."""
     params, static = eqx.partition(stepper, eqx.is_array)
-
-    def probe(p, u):
-        if any_layout:  # a forward convolution has backward ones
-            return eqx.combine(p, static)(u)
-        out, pullback = jax.vjp(lambda p, u: eqx.combine(p, static)(u), p, u)
-        return out, pullback(out)
-
     try:
-        closed = jax.make_jaxpr(probe)(_shapes(params), _shapes(state))
+        closed = jax.make_jaxpr(lambda p, u: eqx.combine(p, static)(u))(
+            _shapes(params), _shapes(state)
+        )
     except Exception:  # e.g. a stepper that takes more than the state: assume one
         return True
-    return _has_conv(closed.jaxpr, any_layout)
+    return _has_conv(closed.jaxpr, any_layout=True)
 
 
 def stepper_has_convolutions(stepper: Callable, trajectories) -> bool:
-    """Whether `stepper`, applied to one time level of `trajectories` `(samples, time, ...)`,
-    holds a convolution outside the fast layout (`True` when the probe cannot trace it)."""
+    """Whether training `stepper` on `trajectories` `(samples, time, ...)` meets convolutions
+    outside the fast layout (forward or backward): whether it has any (`has_convolution`)."""
     state = jax.tree_util.tree_map(
         lambda x: jax.ShapeDtypeStruct(x.shape[2:], x.dtype), trajectories
     )
-    return has_convolution(stepper, state, any_layout=False)
+    return has_convolution(stepper, state)
 
 
 def canonical_convolutions(fn: Callable) -> Callable:
