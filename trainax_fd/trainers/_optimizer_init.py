@@ -18,7 +18,6 @@ _HOST_RULES = {
     ),
     "convert_element_type": lambda x, new_dtype, **_: np.asarray(x, new_dtype),
     "copy": lambda x, **_: x,
-    "copy_p": lambda x, **_: x,
 }
 
 
