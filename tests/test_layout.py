@@ -11,9 +11,9 @@ from jax import lax
 
 import trainax_fd as tfd
 from trainax_fd._layout import (
+    _canonical_specs,
     call_canonical,
     canonical_convolutions,
-    canonical_specs,
     has_convolution,
     stepper_has_convolutions,
 )
@@ -145,7 +145,7 @@ class ChannelsLastNet(eqx.Module):
 
     def __call__(self, u):  # u: (channels, points)
         lhs = jnp.pad(u, ((0, 0), (1, 1)), mode="wrap").T[None]  # (1, points + 2, channels)
-        dn = canonical_specs(1)
+        dn = _canonical_specs(1)
         return lax.conv_general_dilated(lhs, self.kernel, (1,), "VALID", dimension_numbers=dn)[0].T
 
 

@@ -20,7 +20,7 @@ from jax import lax
 _CONV = lax.conv_general_dilated_p
 
 
-def canonical_specs(n: int) -> lax.ConvDimensionNumbers:
+def _canonical_specs(n: int) -> lax.ConvDimensionNumbers:
     """The fast layout's dimension numbers for `n` spatial axes: input and output
     `(batch, *spatial, feature)`, kernel `(*spatial, in, out)`."""
     spatial = tuple(range(1, n + 1))
@@ -30,7 +30,7 @@ def canonical_specs(n: int) -> lax.ConvDimensionNumbers:
 
 
 def _is_canonical(dn) -> bool:
-    return tuple(map(tuple, dn)) == tuple(map(tuple, canonical_specs(len(dn.lhs_spec) - 2)))
+    return tuple(map(tuple, dn)) == tuple(map(tuple, _canonical_specs(len(dn.lhs_spec) - 2)))
 
 
 def _rewritable(params) -> bool:
@@ -47,7 +47,7 @@ def _canonical_conv(lhs, rhs, **params):
     lhs_perm = (dn.lhs_spec[0], *dn.lhs_spec[2:], dn.lhs_spec[1])
     rhs_perm = (*dn.rhs_spec[2:], dn.rhs_spec[1], dn.rhs_spec[0])
     out_perm = (dn.out_spec[0], *dn.out_spec[2:], dn.out_spec[1])
-    params = dict(params, dimension_numbers=canonical_specs(len(dn.lhs_spec) - 2))
+    params = dict(params, dimension_numbers=_canonical_specs(len(dn.lhs_spec) - 2))
     out = _CONV.bind(lax.transpose(lhs, lhs_perm), lax.transpose(rhs, rhs_perm), **params)
     inverse = [0] * len(out_perm)
     for i, p in enumerate(out_perm):

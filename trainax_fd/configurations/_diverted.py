@@ -118,7 +118,7 @@ class DivertedChain(AbstractConfiguration):
         check_stepper(stepper, u0)
         check_stepper(self.ref_stepper, u0, "ref_stepper")
         loss, ref, every = self.time_level_loss, self.ref_stepper, self.cut_bptt_every
-        unroll = unrolls(stepper, u0, m - 1)
+        unroll = m > 1 and unrolls(stepper, u0, m - 1)  # the branch's chain
 
         def cut(u, k):
             return stop_gradient_if(k % every == 0, u) if self.cut_bptt else u

@@ -12,7 +12,7 @@ from jax import lax
 from jaxtyping import Array, Float
 
 from .._checks import check_int
-from ..trainers._trainer import CPU_COMPILER_OPTIONS, on_cpu
+from .._cpu import CPU_COMPILER_OPTIONS, on_cpu
 from ._axes import AbstractAxis, Parameter
 
 #: How often the landscape evaluation was traced (tests check one trace per call shape).

@@ -14,10 +14,10 @@ from jaxtyping import Array, Int
 from tqdm import tqdm
 
 from .._checks import check_int
+from .._cpu import CPU_COMPILER_OPTIONS, on_cpu
 from .._layout import call_canonical, stepper_has_convolutions
 from ..configurations import AbstractConfiguration
 from ..trainers import Trainer, TrainResult
-from ..trainers._trainer import CPU_COMPILER_OPTIONS, on_cpu
 
 #: How often the sweep chunk was traced (tests check that it is traced once).
 TRACES = {"sweep": 0}

@@ -17,6 +17,7 @@ from jaxtyping import Array, PyTree
 from tqdm import tqdm
 
 from .._checks import check_int
+from .._cpu import CPU_COMPILER_OPTIONS, on_cpu
 from .._custom_types import Scalar
 from .._layout import call_canonical, stepper_has_convolutions
 from ..configurations import AbstractConfiguration
@@ -474,13 +475,6 @@ class Trainer(eqx.Module):
         return result
 
 
-def on_cpu(trainer: Trainer) -> bool:
-    """Whether the data of `trainer` (or of anything with `windows`, such as a `FullLoss`)
-    lives on CPU devices (then the CPU compile path is used)."""
-    leaf = jax.tree_util.tree_leaves(trainer.windows.trajectories)[0]
-    return all(d.platform == "cpu" for d in leaf.devices())
-
-
 def _chunk_canonical(trainer: Trainer, result: TrainResult, stop: Array):
     """`Trainer._chunk_body`, its convolutions in XLA:CPU's fast layout when the stepper has
     any (see `_layout`; the probe traces the stepper alone, the chunk is traced once)."""
@@ -489,10 +483,5 @@ def _chunk_canonical(trainer: Trainer, result: TrainResult, stop: Array):
     return trainer._chunk_body(result, stop)
 
 
-# XLA:CPU's legacy loop emitters compile the many small fusions of a training step about
-# twice as fast as its newer fusion emitters, and run them as fast; LLVM at -O1 instead of
-# -O3 compiles them ~25 % faster again, and runs a small stepper's steps faster, a ConvNet's
-# as fast (its convolutions are library calls). See benchmarks/README.md.
-CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 1}
 _chunk_cpu = eqx.filter_jit(_chunk_canonical, compiler_options=CPU_COMPILER_OPTIONS)
 _chunk_any = eqx.filter_jit(Trainer._chunk_body)
