@@ -211,6 +211,51 @@ def test_short_chains_of_convolutional_steppers_are_unrolled():
     assert loops(C.Residuum(C.StepperResiduum(reference), 3), ConvStencil3(w)) == 0
 
 
+def remats(config, window) -> bool:
+    jaxpr = jax.make_jaxpr(lambda s: config(s, window))(Stencil3(jnp.array([0.3, 0.5, 0.25])))
+    return "remat" in str(jaxpr)  # `jax.checkpoint`'s primitive, inside the scan's body
+
+
+def test_remat_auto_rematerialises_chains_longer_than_eight_steps():
+    window = jnp.ones((12, 1, 12))
+    assert remats(C.Supervised(9), window)
+    assert not remats(C.Supervised(8), window)
+    assert not remats(C.Supervised(9, remat=False), window)
+    assert remats(C.Supervised(2, remat=True), window)
+    assert remats(C.Residuum(C.StepperResiduum(reference), 10), window)
+    assert remats(C.DivertedChain(reference, 10, 1), window)  # 10 branches: the main chain
+    assert not remats(C.DivertedChain(reference, 10, 3), window)  # 8 branches
+    assert remats(C.MixChain(reference, 9, 1), window)
+    with pytest.raises(ValueError, match=re.escape("`remat` must be True, False or 'auto', got 1")):
+        C.Supervised(2, remat=1)
+
+
+@pytest.mark.parametrize(
+    "make, oracle",
+    [
+        (lambda: C.Supervised(10), lambda s, d: oracle_supervised(s, d, 10, [1.0] * 10, False, 1)),
+        (
+            lambda: C.DivertedChain(reference, 10, 1),
+            lambda s, d: oracle_diverted(s, d, 10, 1, [1.0] * 10, [1.0], False, 1, False),
+        ),
+    ],
+    ids=["supervised", "diverted"],
+)
+def test_rematerialised_long_chains_match_hand_written_loop(x64, make, oracle):
+    u = np.random.default_rng(1).normal(size=(3, 1, 12))
+    levels = [u]
+    for _ in range(10):
+        levels.append(np.asarray(reference(levels[-1])) * 1.05)
+    data = jnp.asarray(np.stack(levels, axis=1))
+    config, stepper = make(), Stencil3(jnp.array([0.3, 0.5, 0.25]))
+    assert remats(config, data[0])
+    batch = data[:, : config.window_length]
+    loss, grad = eqx.filter_value_and_grad(lambda s: batch_loss(config, s, batch))(stepper)
+    loss_o, grad_o = eqx.filter_value_and_grad(lambda s: oracle(s, data))(stepper)
+    np.testing.assert_allclose(loss, loss_o, rtol=1e-12)
+    np.testing.assert_allclose(grad.w, grad_o.w, rtol=1e-10, atol=1e-14)
+
+
 def test_pytree_states_and_losses_sum_over_leaves(x64):
     def stepper(state):
         u, k = state

@@ -10,7 +10,7 @@ import numpy as np
 import optax
 import pytest
 
-from trainax_fd import configurations as C, trainers as T
+from trainax_fd import _cpu, configurations as C, trainers as T
 from trainax_fd.trainers import _trainer
 
 OPTIMIZER = optax.adam(1e-2)  # one object: trainers sharing it share compilations
@@ -179,6 +179,18 @@ def test_ic_only_configurations_store_only_initial_conditions(data):
     initial = make(data, config=C.Residuum(C.StepperResiduum(reference), 3), starts="initial",
                    batch_size=3)  # fmt: skip
     assert initial.windows.trajectories.shape == (3, 1, 1, 16)
+
+
+@pytest.mark.skipif(_cpu._MALLOC_TRIM is None, reason="malloc_trim is glibc's")
+def test_compiler_memory_is_returned_before_the_chunk_runs(data):
+    trainer = make(data, num_steps=2, batch_size=5, config=C.Supervised(3))  # a new program
+    count = _cpu.TRIMS["count"]
+    trainer(STEPPER, key=KEY, progress=False)
+    assert _cpu.TRIMS["count"] == count + 1  # after the chunk compiled, before it ran
+    trainer(STEPPER, key=KEY, progress=False)
+    assert _cpu.TRIMS["count"] == count + 1  # cached: nothing compiled, nothing to return
+    jax.jit(lambda x: x * 3.0 + 1.0)(jnp.ones(5)).block_until_ready()
+    assert _cpu.TRIMS["count"] == count + 1  # compilations outside the package: untouched
 
 
 def test_errors(data):

@@ -1,4 +1,10 @@
-"""XLA:CPU's compile path, shared by the trainer, sweeps and landscapes."""
+"""Host-side compile concerns shared by the trainer, sweeps and landscapes: XLA:CPU's compile
+options, and returning the memory the compiler freed to the OS before a program runs."""
+
+import contextlib
+import ctypes
+import sys
+import threading
 
 import jax
 
@@ -14,3 +20,45 @@ def on_cpu(holder) -> bool:
     on CPU devices (then the CPU compile path is used)."""
     leaf = jax.tree_util.tree_leaves(holder.windows.trajectories)[0]
     return all(d.platform == "cpu" for d in leaf.devices())
+
+
+def _malloc_trim():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc; absent from musl
+    except (AttributeError, OSError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+_BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
+_TRIMMING = threading.local()
+#: How often memory was returned after a compilation (tests read it).
+TRIMS = {"count": 0}
+
+
+def _after_compile(event: str, duration: float, **_) -> None:
+    if event == _BACKEND_COMPILE and getattr(_TRIMMING, "on", False) and _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+        TRIMS["count"] += 1
+
+
+jax.monitoring.register_event_duration_secs_listener(_after_compile)
+
+
+@contextlib.contextmanager
+def compile_memory_returned():
+    """Within this context (this thread), right after each XLA compilation and before its
+    program runs, glibc gives the host memory the compiler freed back to the OS
+    (`malloc_trim`). XLA's compiler threads leave ~30 MiB (a small ConvNet's training chunk)
+    in malloc arenas that the running program would not reuse, so the process's peak memory
+    would be compile memory + run memory; measured: 444 -> 415 MiB peak for a rollout-20
+    training on 100 MiB of data. Does nothing on other C libraries and when nothing
+    compiles (about 0.2 ms a compilation)."""
+    before = getattr(_TRIMMING, "on", False)
+    _TRIMMING.on = True
+    try:
+        yield
+    finally:
+        _TRIMMING.on = before

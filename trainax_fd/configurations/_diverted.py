@@ -12,9 +12,11 @@ from ._base import (
     DEFAULT_LOSS,
     AbstractConfiguration,
     Loss,
+    Remat,
     check_cut_every,
     check_loss,
     check_ref_stepper,
+    check_remat,
     check_stepper,
     check_window,
     level,
@@ -51,7 +53,8 @@ class DivertedChain(AbstractConfiguration):
         stepper need not be differentiable).
     - `time_level_weights`: one weight per branch, shape `(n - m + 1,)`; ones when `None`.
     - `branch_level_weights`: one weight per branch step, shape `(m,)`; ones when `None`.
-    - `remat`: rematerialise each step in the backward pass.
+    - `remat`: rematerialise each step in the backward pass; `"auto"` (default): in
+        chains longer than 8 steps.
     """
 
     ref_stepper: Callable
@@ -63,7 +66,7 @@ class DivertedChain(AbstractConfiguration):
     cut_div_chain: bool = eqx.field(static=True)
     time_level_weights: Float[Array, "branches"]  # noqa: F821
     branch_level_weights: Float[Array, "num_branch_steps"]
-    remat: bool = eqx.field(static=True)
+    remat: Remat = eqx.field(static=True)
 
     def __init__(
         self,
@@ -77,7 +80,7 @@ class DivertedChain(AbstractConfiguration):
         cut_div_chain: bool = False,
         time_level_weights=None,
         branch_level_weights=None,
-        remat: bool = False,
+        remat: Remat = "auto",
     ):
         self.ref_stepper = check_ref_stepper(ref_stepper, "DivertedChain")
         n = check_int("num_rollout_steps", num_rollout_steps)
@@ -97,7 +100,7 @@ class DivertedChain(AbstractConfiguration):
         self.branch_level_weights = level_weights(
             branch_level_weights, m, "branch_level_weights", "num_branch_steps"
         )
-        self.remat = bool(remat)
+        self.remat = check_remat(remat)
 
     @property
     def window_length(self) -> int:
@@ -149,7 +152,9 @@ class DivertedChain(AbstractConfiguration):
                 first = first[None]
             return (u_next, t + 1), first
 
+        branches = n - m + 1
         (_, _), losses = lax.scan(
-            maybe_remat(main_step, self.remat), (u0, jnp.asarray(0)), None, length=n - m + 1
-        )
+            maybe_remat(main_step, self.remat, branches), (u0, jnp.asarray(0)), None,
+            length=branches,
+        )  # fmt: skip
         return jnp.ravel(losses)

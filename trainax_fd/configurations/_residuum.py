@@ -12,8 +12,10 @@ from ._base import (
     DEFAULT_LOSS,
     AbstractConfiguration,
     Loss,
+    Remat,
     check_cut_every,
     check_loss,
+    check_remat,
     check_stepper,
     check_window,
     level,
@@ -56,7 +58,8 @@ class Residuum(AbstractConfiguration):
     - `cut_bptt`, `cut_bptt_every`: as in `Supervised`.
     - `cut_prev`, `cut_next`: stop gradients through `u_t` / `u_(t+1)` inside the residuum.
     - `time_level_weights`: shape `(n,)`; ones when `None`.
-    - `remat`: rematerialise each step in the backward pass.
+    - `remat`: rematerialise each step in the backward pass; `"auto"` (default): in
+        chains longer than 8 steps.
     """
 
     residuum_fn: Callable
@@ -67,7 +70,7 @@ class Residuum(AbstractConfiguration):
     cut_prev: bool = eqx.field(static=True)
     cut_next: bool = eqx.field(static=True)
     time_level_weights: Float[Array, "num_rollout_steps"]
-    remat: bool = eqx.field(static=True)
+    remat: Remat = eqx.field(static=True)
 
     def __init__(
         self,
@@ -80,7 +83,7 @@ class Residuum(AbstractConfiguration):
         cut_prev: bool = False,
         cut_next: bool = False,
         time_level_weights=None,
-        remat: bool = False,
+        remat: Remat = "auto",
     ):
         if residuum_fn is None:
             raise ValueError(
@@ -98,7 +101,7 @@ class Residuum(AbstractConfiguration):
         self.time_level_weights = level_weights(
             time_level_weights, num_rollout_steps, "time_level_weights", "num_rollout_steps"
         )
-        self.remat = bool(remat)
+        self.remat = check_remat(remat)
 
     @property
     def window_length(self) -> int:

@@ -12,7 +12,7 @@ from jax import lax
 from jaxtyping import Array, Float
 
 from .._checks import check_int
-from .._cpu import CPU_COMPILER_OPTIONS, on_cpu
+from .._cpu import CPU_COMPILER_OPTIONS, compile_memory_returned, on_cpu
 from ._axes import AbstractAxis, Parameter
 
 #: How often the landscape evaluation was traced (tests check one trace per call shape).
@@ -142,7 +142,8 @@ _evaluate_any = eqx.filter_jit(_evaluate_body)
 def _evaluate(losses, *args):
     """`_evaluate_body` compiled, with XLA:CPU's faster-compiling emitters on CPU data."""
     cpu = all(on_cpu(loss) for loss in losses)
-    return (_evaluate_cpu if cpu else _evaluate_any)(losses, *args)
+    with compile_memory_returned():
+        return (_evaluate_cpu if cpu else _evaluate_any)(losses, *args)
 
 
 def _label(loss, i: int) -> str:

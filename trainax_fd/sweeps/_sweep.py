@@ -14,7 +14,7 @@ from jaxtyping import Array, Int
 from tqdm import tqdm
 
 from .._checks import check_int
-from .._cpu import CPU_COMPILER_OPTIONS, on_cpu
+from .._cpu import CPU_COMPILER_OPTIONS, compile_memory_returned, on_cpu
 from .._layout import call_canonical, stepper_has_convolutions
 from ..configurations import AbstractConfiguration
 from ..trainers import Trainer, TrainResult
@@ -278,7 +278,8 @@ def sweep(
     with tqdm(total=trainer.num_steps, disable=not progress, desc=f"sweep x{members}") as bar:
         while step < trainer.num_steps and np.any(failed < 0):
             stop = jax.device_put(np.int32(min(trainer.num_steps, step + trainer.chunk_size)))
-            results, new_failed, last = chunk(trainer, stacked, results, stop, mesh is not None)
+            with compile_memory_returned():
+                results, new_failed, last = chunk(trainer, stacked, results, stop, mesh is not None)
             new_failed = np.asarray(new_failed)
             failed = np.where(failed >= 0, failed, new_failed)
             new_step = int(np.max(np.asarray(results.step)))

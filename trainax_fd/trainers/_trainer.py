@@ -17,7 +17,7 @@ from jaxtyping import Array, PyTree
 from tqdm import tqdm
 
 from .._checks import check_int
-from .._cpu import CPU_COMPILER_OPTIONS, on_cpu
+from .._cpu import CPU_COMPILER_OPTIONS, compile_memory_returned, on_cpu
 from .._custom_types import Scalar
 from .._layout import call_canonical, stepper_has_convolutions
 from ..configurations import AbstractConfiguration
@@ -386,7 +386,8 @@ class Trainer(eqx.Module):
     def _chunk(self, result: TrainResult, stop: Array) -> tuple[TrainResult, Array, Array]:
         """Steps up to `stop` (at most `chunk_size`); **returns** `(result, failed, loss)`:
         the step of a non-finite loss or `-1`, and the last finite loss."""
-        return (_chunk_cpu if on_cpu(self) else _chunk_any)(self, result, stop)
+        with compile_memory_returned():
+            return (_chunk_cpu if on_cpu(self) else _chunk_any)(self, result, stop)
 
     def _chunk_body(self, result: TrainResult, stop: Array) -> tuple[TrainResult, Array, Array]:
         TRACES["chunk"] += 1
