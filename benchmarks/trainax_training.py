@@ -448,12 +448,12 @@ def print_timings(title: str, rows: list[dict], per_step: bool) -> None:
 
 
 def print_memory(rows: list[dict]) -> None:
-    header = f"{'package':<26} {'peak MiB':>8} {'base MiB':>8} {'half MiB':>8} {'data MiB':>8} "
+    header = f"{'package':<29} {'peak MiB':>8} {'base MiB':>8} {'half MiB':>8} {'data MiB':>8} "
     header += f"{'x data':>7} {'marginal':>8} {'train s':>7}"
     print(f"\nmemory\n{header}\n{'-' * len(header)}")
     for r in rows:
         print(
-            f"{r['package']:<26} {r['peak']:>8.0f} {r['baseline']:>8.0f} {r['half']:>8.0f} "
+            f"{r['package']:<29} {r['peak']:>8.0f} {r['baseline']:>8.0f} {r['half']:>8.0f} "
             f"{r['data']:>8.0f} {r['ratio']:>7.2f} {r['marginal']:>8.2f} {r['wall']:>7.1f}"
         )
     print(
@@ -494,11 +494,11 @@ def summary(upwind_rows, conv_rows, memory_rows) -> None:
             )
     for r in memory_rows:
         lines.append(
-            f"memory rollout 20  {r['package']:<26} memory per byte of data: {r['marginal']:.2f} "
+            f"memory rollout 20  {r['package']:<29} memory per byte of data: {r['marginal']:.2f} "
             "(for information)"
         )
         lines.append(
-            f"memory rollout 20  {r['package']:<26} peak <= {MEMORY_TARGET:g}x data: "
+            f"memory rollout 20  {r['package']:<29} peak <= {MEMORY_TARGET:g}x data: "
             f"{verdict(r['ratio'] <= MEMORY_TARGET)} ({r['ratio']:.2f}x; "
             + ("target" if r["package"] == "trainax_fd" else "for information")
             + (f"; trainax needs {r['vs']:.1f}x as much)" if "vs" in r else ")")
