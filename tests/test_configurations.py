@@ -235,11 +235,19 @@ def test_remat_auto_rematerialises_chains_longer_than_eight_steps():
     [
         (lambda: C.Supervised(10), lambda s, d: oracle_supervised(s, d, 10, [1.0] * 10, False, 1)),
         (
+            lambda: C.Supervised(10, cut_bptt=True, cut_bptt_every=3),
+            lambda s, d: oracle_supervised(s, d, 10, [1.0] * 10, True, 3),
+        ),
+        (
             lambda: C.DivertedChain(reference, 10, 1),
             lambda s, d: oracle_diverted(s, d, 10, 1, [1.0] * 10, [1.0], False, 1, False),
         ),
+        (
+            lambda: C.Residuum(C.StepperResiduum(reference), 10, time_level_loss=MAE()),
+            lambda s, d: oracle_residuum(s, d, 10, [1.0] * 10, False, 1, False, False),
+        ),
     ],
-    ids=["supervised", "diverted"],
+    ids=["supervised", "supervised-cut", "diverted", "residuum"],
 )
 def test_rematerialised_long_chains_match_hand_written_loop(x64, make, oracle):
     u = np.random.default_rng(1).normal(size=(3, 1, 12))
