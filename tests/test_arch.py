@@ -146,6 +146,31 @@ def test_stencil_readback_reproduces_a_random_layer(x64):
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_shifted_sums_equal_the_convolution(x64, monkeypatch, ndim):
+    """Small layers (learned stencils) run as sums of shifted copies, larger ones as one
+    convolution; both give the same result for the same layer."""
+    from trainax_fd.arch import _stencil_conv
+
+    grid = Grid(SHAPES[ndim], placement="cell")
+    bc = [(Dirichlet(0.3), Neumann(1.0))] + [Periodic()] * (ndim - 1)
+    kernel = (4, 3, 2)[:ndim]  # even and odd sizes
+    conv = init(StencilConv, ndim, 2, 2, kernel, use_bias=True, boundary=bc, grid=grid)
+    u = normal((2, *grid.shape))
+
+    def convolutions(layer):
+        return str(jax.make_jaxpr(layer)(u)).count("conv_general_dilated")
+
+    assert conv.weight.size == 4 * math.prod(kernel) <= 96
+    monkeypatch.setattr(_stencil_conv, "SHIFTED_SUM_UP_TO", 96)
+    assert convolutions(conv) == 0
+    shifted = run(lambda c, u: c(u), conv, u)
+    monkeypatch.setattr(_stencil_conv, "SHIFTED_SUM_UP_TO", 0)
+    assert convolutions(conv) == 1
+    convolved = run(lambda c, u: c(u), conv, u)
+    np.testing.assert_allclose(shifted, convolved, rtol=1e-13, atol=1e-13)
+
+
 def test_stencil_conv_without_grid_has_unit_spacing():
     conv = StencilConv.from_stencils(backward(2, 1), boundary="neumann", use_bias=True)
     assert conv.weight.shape == (1, 1, 5) and conv.grid is None
@@ -374,9 +399,11 @@ def spans(depends, axis):
     return max(widths)
 
 
-def test_receptive_field_matches_perturbations():
+def test_receptive_field_matches_perturbations(x64):
     """Perturb each input point in turn (one vmapped forward pass) and record which output
-    points change: `depends[i, j]` says output point `i` depends on input point `j`."""
+    points change: `depends[i, j]` says output point `i` depends on input point `j`. In
+    float64: through a U-Net's deepest path the farthest input moves an output by less than
+    float32 resolves."""
     cases = [  # model, grid shape
         (init(ConvNet, 2, 1, 2, width=2, depth=2, kernel_size=(3, 4)), (12, 16)),
         (init(ResNet, 1, 2, 1, width=2, num_blocks=1, kernel_size=5), (40,)),
