@@ -96,6 +96,23 @@ def test_time_level_weights_per_member_and_one_trace(data):
     np.testing.assert_array_equal(swept.values["configuration"], [0, 1, 2])
 
 
+def test_weakly_typed_leaves_compile_once(data):
+    class Scaled(eqx.Module):
+        w: jax.Array
+        scale: jax.Array  # weakly typed
+
+        def __call__(self, u):
+            return self.scale * Stencil3(self.w)(u)
+
+    before = _sweep.TRACES["sweep"]
+    result = sweep(
+        make(data), key=jax.random.key(0), progress=False, num_members=2,
+        init=lambda k: Scaled(init(k).w, jnp.asarray(1.0)),
+    )  # fmt: skip
+    assert _sweep.TRACES["sweep"] == before + 1  # two chunks, one compilation
+    assert np.all(np.asarray(result.results.step) == 6)
+
+
 def test_a_diverging_member_stops_alone(data):
     trainer = make(data)
     rates = np.array([1e-2, 1e30, 1e-3], np.float32)  # 3 members: the first test's program

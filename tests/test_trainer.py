@@ -112,6 +112,25 @@ def test_no_retrace_and_resume_is_bit_exact(data, tmp_path):
     jax.tree_util.tree_map(np.testing.assert_array_equal, resumed.opt_state, full.opt_state)
 
 
+class WeakScale(eqx.Module):
+    """A stepper with a weakly typed leaf (`jnp.asarray(0.9)`, as `Dirichlet(0.0)` stores)."""
+
+    w: jax.Array
+    scale: jax.Array
+
+    def __call__(self, u):
+        return self.scale * Stencil3(self.w)(u)
+
+
+def test_weakly_typed_leaves_compile_once(data):
+    stepper = WeakScale(jnp.array([0.1, 0.6, 0.2]), jnp.asarray(0.9))
+    assert stepper.scale.weak_type
+    before = _trainer.TRACES["chunk"]
+    result = make(data, num_steps=7, chunk_size=3)(stepper, key=KEY, progress=False)  # 3 chunks
+    assert _trainer.TRACES["chunk"] == before + 1  # typed as the chunk returns it
+    assert not result.stepper.scale.weak_type and int(result.step) == 7
+
+
 def test_non_finite_loss_stops_naming_the_step(data, tmp_path):
     path = tmp_path / "last_good.eqx"
     trainer = T.Trainer(

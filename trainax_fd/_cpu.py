@@ -1,5 +1,6 @@
 """Host-side compile concerns shared by the trainer, sweeps and landscapes: XLA:CPU's compile
-options, and returning the memory the compiler freed to the OS before a program runs."""
+options, returning the memory the compiler freed to the OS before a program runs, and inputs
+typed as the compiled programs return them."""
 
 import contextlib
 import ctypes
@@ -7,6 +8,7 @@ import sys
 import threading
 
 import jax
+import numpy as np
 
 # XLA:CPU's legacy loop emitters compile the many small fusions of a training step about
 # twice as fast as its newer fusion emitters, and run them as fast; LLVM at -O1 instead of
@@ -20,6 +22,19 @@ def on_cpu(holder) -> bool:
     on CPU devices (then the CPU compile path is used)."""
     leaf = jax.tree_util.tree_leaves(holder.windows.trajectories)[0]
     return all(d.platform == "cpu" for d in leaf.devices())
+
+
+def strong_types(tree):
+    """`tree` with weakly typed arrays (e.g. `jnp.asarray(0.5)` fields, a `Dirichlet(0.0)`
+    value) made strongly typed, as a compiled chunk returns them: otherwise its second call sees
+    other types and compiles again. A NumPy round trip: nothing to compile. Tracers pass."""
+
+    def strong(x):
+        if isinstance(x, jax.core.Tracer) or not getattr(x, "weak_type", False):
+            return x
+        return jax.device_put(np.asarray(x))
+
+    return jax.tree_util.tree_map(strong, tree)
 
 
 def _malloc_trim():

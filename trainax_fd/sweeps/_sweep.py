@@ -14,7 +14,7 @@ from jaxtyping import Array, Int
 from tqdm import tqdm
 
 from .._checks import check_int
-from .._cpu import CPU_COMPILER_OPTIONS, compile_memory_returned, on_cpu
+from .._cpu import CPU_COMPILER_OPTIONS, compile_memory_returned, on_cpu, strong_types
 from .._layout import call_canonical, stepper_has_convolutions
 from ..configurations import AbstractConfiguration
 from ..trainers import Trainer, TrainResult
@@ -266,6 +266,7 @@ def sweep(
             lambda r: r.opt_state, results, _inject(results.opt_state, hyperparams)
         )
         values.update(hyperparams)
+    results = strong_types(results)  # typed as the chunk returns them: one compilation
     stacked = None
     if configurations is not None:
         stacked = _stack_configurations(configurations, trainer)

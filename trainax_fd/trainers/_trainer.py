@@ -17,7 +17,7 @@ from jaxtyping import Array, PyTree
 from tqdm import tqdm
 
 from .._checks import check_int
-from .._cpu import CPU_COMPILER_OPTIONS, compile_memory_returned, on_cpu
+from .._cpu import CPU_COMPILER_OPTIONS, compile_memory_returned, on_cpu, strong_types
 from .._custom_types import Scalar
 from .._layout import call_canonical, stepper_has_convolutions
 from ..configurations import AbstractConfiguration
@@ -274,6 +274,7 @@ class Trainer(eqx.Module):
 
     def init(self, stepper, *, key) -> TrainResult:
         """A `TrainResult` at step 0: optimizer initialised, histories empty (`nan`, zeros)."""
+        stepper = strong_types(stepper)
         params = eqx.filter(stepper, eqx.is_inexact_array)
         metrics = {}
         if self.metrics:
@@ -442,7 +443,7 @@ class Trainer(eqx.Module):
                     "`key` must be None when continuing a `TrainResult` (it holds its key), "
                     f"got {key!r}."
                 )
-            result = self._fit(stepper)
+            result = self._fit(strong_types(stepper))
         else:
             if key is None:
                 raise ValueError("`key` must be given (keyword-only) to start a training.")
