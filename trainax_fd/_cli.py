@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import reference as ref
 from .stencil import Dirichlet, Grid, Neumann
@@ -50,7 +51,6 @@ def _learn_upwind(grid: Grid, stepper, steps: int, key):
     **Returns:** `(TrainResult, data (16, 41, 1, N), learned weights (3,), upwind weights
     (3,))`, weights on the offsets `(-1, 0, 1)`.
     """
-    import numpy as np
     import optax
 
     from . import arch, configurations, trainers
@@ -101,6 +101,7 @@ def main(argv=None) -> int:
         data = ref.trajectories(stepper, u0, steps)
         data.block_until_ready()
         seconds = time.perf_counter() - start
+        data = np.asarray(data)  # summaries and figures in NumPy: no small programs to compile
         size, dt = "x".join(map(str, grid.shape)), float(stepper.dt)
         print(
             f"{name:<22}{size:<10}{dt:>8.3g}{steps:>7}  {tuple(data.shape)!s:<22}"
@@ -151,6 +152,7 @@ def _training_figure(trained, learned, upwind, grid, dt, data, out: Path) -> Pat
 
     from .plot import loss_history, spacetime
 
+    data = np.asarray(data)
     rollout = ref.rollout(trained.stepper, data.shape[1] - 1, include_init=True)(data[0, 0])
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
     loss_history(trained, ax=axes[0], labels=["StencilConv, rollout 2"])
@@ -160,7 +162,7 @@ def _training_figure(trained, learned, upwind, grid, dt, data, out: Path) -> Pat
     )  # fmt: skip
     reference = spacetime(data[0], grid, dt, ax=axes[1], title="reference: upwind advection")
     fig.colorbar(reference, ax=axes[1])
-    error = rollout - data[0]
+    error = np.asarray(rollout) - data[0]
     fig.colorbar(
         spacetime(error, grid, dt, ax=axes[2], title="learned rollout - reference"), ax=axes[2]
     )

@@ -66,6 +66,7 @@ class PoissonRelaxation(AbstractStepper):
                 f"got {float(self.omega)}."
             )
 
+    @eqx.filter_jit  # one compiled program, also when called eagerly
     def residual(self, u: State) -> State:
         """`div(k grad u) + source`, zero at the discrete solution; shape of `u`."""
         self.grid.check_state(u)
