@@ -123,6 +123,26 @@ def _inject(opt_state, hyperparams: Mapping[str, np.ndarray]):
     return eqx.tree_at(lambda s: _injected(s)[0].hyperparams, opt_state, known)
 
 
+@eqx.filter_jit  # one program: eagerly, each of the ~20 vmapped operations compiled apart
+def _initial_results(trainer, stepper, init, key, members: int, shuffle: str, hyperparams):
+    """The members' `TrainResult`s at step 0, stacked, `hyperparams` injected."""
+    init_key, shuffle_key = jax.random.split(key)
+    if init is not None:
+        steppers = eqx.filter_vmap(init)(jax.random.split(init_key, members))
+    else:
+        steppers = eqx.filter_vmap(lambda _: stepper, axis_size=members)(jnp.arange(members))
+    if shuffle == "shared":
+        shuffle_keys = jnp.broadcast_to(jax.random.key_data(shuffle_key), (members, 2))
+    else:
+        shuffle_keys = jax.random.key_data(jax.random.split(shuffle_key, members))
+    results = eqx.filter_vmap(lambda s, k: trainer.init(s, key=k))(steppers, shuffle_keys)
+    if hyperparams:
+        results = eqx.tree_at(
+            lambda r: r.opt_state, results, _inject(results.opt_state, hyperparams)
+        )
+    return results
+
+
 def _stack_configurations(configurations, trainer: Trainer):
     configurations = list(configurations)
     for c in configurations:
@@ -251,21 +271,8 @@ def sweep(
     hyperparams = {k: np.ravel(np.asarray(v)) for k, v in (hyperparams or {}).items()}
     members = _members(num_members, hyperparams, configurations)
     values: dict[str, np.ndarray] = {"member": np.arange(members)}
-    init_key, shuffle_key = jax.random.split(key)
-    if init is not None:
-        steppers = eqx.filter_vmap(init)(jax.random.split(init_key, members))
-    else:
-        steppers = eqx.filter_vmap(lambda _: stepper, axis_size=members)(jnp.arange(members))
-    if shuffle == "shared":
-        shuffle_keys = jnp.broadcast_to(jax.random.key_data(shuffle_key), (members, 2))
-    else:
-        shuffle_keys = jax.random.key_data(jax.random.split(shuffle_key, members))
-    results = eqx.filter_vmap(lambda s, k: trainer.init(s, key=k))(steppers, shuffle_keys)
-    if hyperparams:
-        results = eqx.tree_at(
-            lambda r: r.opt_state, results, _inject(results.opt_state, hyperparams)
-        )
-        values.update(hyperparams)
+    results = _initial_results(trainer, stepper, init, key, members, shuffle, hyperparams)
+    values.update(hyperparams)
     results = strong_types(results)  # typed as the chunk returns them: one compilation
     stacked = None
     if configurations is not None:
