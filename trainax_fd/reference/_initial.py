@@ -2,13 +2,13 @@
 
 from collections.abc import Sequence
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from .._checks import check_int
+from .._cpu import compiled
 from .._custom_types import State
 from ..stencil import Grid
 
@@ -41,7 +41,7 @@ def sine(grid: Grid, frequencies: float | Sequence[float] = 1.0, amplitude: floa
     return out[None]
 
 
-@eqx.filter_jit  # one compiled program per configuration, also when called eagerly
+@compiled  # one compiled program per configuration, also when called eagerly
 def random_fourier(
     grid: Grid,
     *,
@@ -109,7 +109,7 @@ def _features(grid: Grid, key: PRNGKeyArray, count: int, channels: int, sizes, s
     return x, centre[expand], size[expand], amplitude[expand]
 
 
-@eqx.filter_jit
+@compiled
 def random_soft_rectangles(
     grid: Grid,
     *,
@@ -136,7 +136,7 @@ def random_soft_rectangles(
     return jnp.sum(amplitude * jnp.prod(box, axis=2), axis=1)
 
 
-@eqx.filter_jit
+@compiled
 def gaussian_blobs(
     grid: Grid,
     *,

@@ -14,7 +14,13 @@ from jaxtyping import Array, Int
 from tqdm import tqdm
 
 from .._checks import check_int
-from .._cpu import CPU_COMPILER_OPTIONS, compile_memory_returned, on_cpu, strong_types
+from .._cpu import (
+    CPU_COMPILER_OPTIONS,
+    compile_memory_returned,
+    compiled,
+    on_cpu,
+    strong_types,
+)
 from .._layout import call_canonical, stepper_has_convolutions
 from ..configurations import AbstractConfiguration
 from ..trainers import Trainer, TrainResult
@@ -123,7 +129,7 @@ def _inject(opt_state, hyperparams: Mapping[str, np.ndarray]):
     return eqx.tree_at(lambda s: _injected(s)[0].hyperparams, opt_state, known)
 
 
-@eqx.filter_jit  # one program: eagerly, each of the ~20 vmapped operations compiled apart
+@compiled  # one program: eagerly, each of the ~20 vmapped operations compiled apart
 def _initial_results(trainer, stepper, init, key, members: int, shuffle: str, hyperparams):
     """The members' `TrainResult`s at step 0, stacked, `hyperparams` injected."""
     init_key, shuffle_key = jax.random.split(key)
