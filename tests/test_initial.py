@@ -142,6 +142,19 @@ def test_same_key_same_sample_other_key_other_sample(config):
 
 
 @pytest.mark.parametrize("generator", [random_fourier, random_soft_rectangles, gaussian_blobs])
+def test_a_batch_of_keys_draws_the_samples_of_each_key(generator):
+    grid = GRIDS["2d"]
+    keys = jax.random.split(key(), 3)
+    batch = np.asarray(generator(grid, key=keys))
+    assert batch.shape == (3, 1, *grid.shape)
+    for i in range(3):  # one program for the batch, each sample as if drawn alone (batched
+        # contractions may round differently: 1 ulp)
+        np.testing.assert_allclose(batch[i], generator(grid, key=keys[i]), rtol=0, atol=1e-6)
+    raw = generator(grid, key=jax.random.key_data(keys).reshape(3, 1, 2))  # raw keys, 2 axes
+    np.testing.assert_array_equal(np.asarray(raw)[:, 0], batch)
+
+
+@pytest.mark.parametrize("generator", [random_fourier, random_soft_rectangles, gaussian_blobs])
 def test_default_is_one_channel(generator):
     assert jax.eval_shape(lambda k: generator(GRIDS["2d"], key=k), key()).shape == (1, 8, 6)
 

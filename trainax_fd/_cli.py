@@ -19,18 +19,16 @@ def _problems(samples: int, key):
     line = Grid((40,), 1.0, "vertex")
     ring = Grid((128,), 1.0, "periodic")
     plane = Grid((64, 64), 1.0, "periodic")
-    fourier = jax.vmap(lambda k: ref.random_fourier(ring, key=k, max_wavenumber=4))
-    boxes = jax.vmap(lambda k: ref.random_soft_rectangles(plane, key=k, count=4))
     shifts = jnp.linspace(0.0, 0.5, samples)[:, None, None]
     waves = jnp.sin(2 * jnp.pi * (ring.mesh()[0][None, None] + shifts)) + 0.2
     return [
         ("advection (upwind)", line, ref.Advection(line, Dirichlet(), -0.1, 0.1), 100,
          jnp.stack([ref.sine(line, 0.5)] * samples)),
         ("diffusion (explicit)", ring, ref.Diffusion(ring, "periodic", 0.02, 0.0012), 500,
-         fourier(jax.random.split(keys[0], samples))),
+         ref.random_fourier(ring, key=jax.random.split(keys[0], samples), max_wavenumber=4)),
         ("burgers (upwind)", ring, ref.Burgers(ring, "periodic", 0.003, 0.003), 200, waves),
         ("heat 2D (Fourier)", plane, ref.FourierHeat(plane, 0.001, 0.5), 20,
-         boxes(jax.random.split(keys[1], samples))),
+         ref.random_soft_rectangles(plane, key=jax.random.split(keys[1], samples), count=4)),
     ]  # fmt: skip
 
 
