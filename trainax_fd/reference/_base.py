@@ -7,7 +7,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._cpu import compiled
 from .._custom_types import AnyArray, Coefficient, State
 from ..stencil import Grid
 
@@ -31,7 +30,7 @@ class AbstractStepper(eqx.Module):
     def step(self, u: State) -> State:
         """Advance one sample by one time step (no shape check; see `__call__`)."""
 
-    @compiled
+    @eqx.filter_jit
     def __call__(self, u: State) -> State:
         self.grid.check_state(u)
         if self.num_channels is not None and u.shape[0] != self.num_channels:

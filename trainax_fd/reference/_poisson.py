@@ -6,7 +6,6 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from .._cpu import compiled
 from .._custom_types import AnyArray, Coefficient, State
 from ..stencil import BoundarySpec, Grid, boundary_pairs, div_k_grad, div_k_grad_diagonal
 from ._base import AbstractStepper, as_array, is_concrete
@@ -67,7 +66,7 @@ class PoissonRelaxation(AbstractStepper):
                 f"got {float(self.omega)}."
             )
 
-    @compiled  # one compiled program, also when called eagerly
+    @eqx.filter_jit  # one compiled program, also when called eagerly
     def residual(self, u: State) -> State:
         """`div(k grad u) + source`, zero at the discrete solution; shape of `u`."""
         self.grid.check_state(u)

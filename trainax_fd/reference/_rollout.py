@@ -9,7 +9,6 @@ from jax import lax
 from jaxtyping import Array, Float
 
 from .._checks import check_int
-from .._cpu import compiled
 from .._custom_types import State, Trajectory
 
 
@@ -36,7 +35,7 @@ class Rollout(eqx.Module):
     include_init: bool = eqx.field(static=True)
     checkpoint: bool = eqx.field(static=True)
 
-    @compiled
+    @eqx.filter_jit
     def __call__(self, u0: State) -> Trajectory:
         step = _body(self.stepper, self.checkpoint)
 
@@ -104,7 +103,7 @@ def repeat(
     return Repeated(stepper, num_substeps, bool(checkpoint))
 
 
-@compiled
+@eqx.filter_jit
 def _trajectories(stepper, initial, num_steps: int, include_init: bool, unroll: int):
     first = int(include_init)
     data = jnp.zeros((initial.shape[0], num_steps + first, *initial.shape[1:]), initial.dtype)
