@@ -23,8 +23,7 @@ CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optim
 def on_cpu(holder) -> bool:
     """Whether the data of `holder` (anything with `windows`: a `Trainer`, a `FullLoss`) lives
     on CPU devices (then the CPU compile path is used)."""
-    leaf = jax.tree_util.tree_leaves(holder.windows.trajectories)[0]
-    return all(d.platform == "cpu" for d in leaf.devices())
+    return _arrays_on_cpu(holder.windows.trajectories)
 
 
 def _arrays_on_cpu(tree) -> bool:

@@ -80,7 +80,6 @@ def random_fourier(
     **Returns:** shape `(channels, *spatial)`; `(n, channels, *spatial)` for a batch of `n`
     keys (`key=jax.random.split(key, n)`), in one compiled program.
     """
-    _key(key)
     check_int("max_wavenumber", max_wavenumber)
     check_int("channels", channels)
     if basis not in ("fourier", "sine"):
@@ -147,7 +146,6 @@ def random_soft_rectangles(
     **Returns:** shape `(channels, *spatial)`; `(n, channels, *spatial)` for a batch of `n`
     keys (`key=jax.random.split(key, n)`), in one compiled program.
     """
-    _key(key)
     check_int("count", count)
     check_int("channels", channels)
     if not softness > 0:
@@ -176,7 +174,6 @@ def gaussian_blobs(
     **Returns:** shape `(channels, *spatial)`; `(n, channels, *spatial)` for a batch of `n`
     keys (`key=jax.random.split(key, n)`), in one compiled program.
     """
-    _key(key)
     check_int("count", count)
     check_int("channels", channels)
     if np.ndim(width) != 1 or len(width) != 2 or not 0 < width[0] <= width[1]:
