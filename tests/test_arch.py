@@ -191,6 +191,14 @@ def test_constructors_draw_from_the_key_and_hidden_layers_are_homogeneous():
     other = StencilConv(1, 2, 2, 5, use_bias=True, key=jax.random.key(1))
     assert np.array_equal(conv.weight, again.weight)
     assert not np.array_equal(conv.weight, other.weight)
+    wkey, bkey = jax.random.split(KEY)  # the documented draw, eagerly
+    assert np.array_equal(
+        conv.weight, jax.random.uniform(wkey, (2, 2, 5), minval=-limit, maxval=limit)
+    )
+    assert np.array_equal(conv.bias, jax.random.uniform(bkey, (2,), minval=-limit, maxval=limit))
+    keys = jax.random.split(KEY, 2)  # under vmap the draw is traced, not the CPU program
+    batch = eqx.filter_vmap(lambda k: StencilConv(1, 2, 2, 5, key=k))(keys)
+    assert np.array_equal(batch.weight[1], StencilConv(1, 2, 2, 5, key=keys[1]).weight)
     walls = [(Dirichlet(2.0), Neumann(1.0))]
     deep = ConvNet(1, 2, 2, width=2, depth=2, kernel_size=5, boundary=walls, key=KEY)
     first, hidden = (layer.boundary[0] for layer in deep.layers)

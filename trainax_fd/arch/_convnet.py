@@ -9,7 +9,7 @@ from jaxtyping import PRNGKeyArray
 from .._checks import check_int
 from .._custom_types import State
 from ..stencil import BoundarySpec, Grid
-from ._base import AbstractArchitecture, check_network
+from ._base import AbstractArchitecture, check_network, split_key
 from ._stencil_conv import StencilConv
 
 
@@ -79,7 +79,7 @@ class ConvNet(AbstractArchitecture):
                 dtype=dtype,
                 key=k,
             )
-            for i, k in enumerate(jax.random.split(key, depth))
+            for i, k in enumerate(split_key(key, depth))
         )
         self.num_spatial_dims, self.in_channels, self.out_channels = d, in_channels, out_channels
 

@@ -9,7 +9,7 @@ from jaxtyping import PRNGKeyArray
 from .._checks import check_int
 from .._custom_types import State
 from ..stencil import BoundarySpec, Grid
-from ._base import AbstractArchitecture, check_network
+from ._base import AbstractArchitecture, check_network, split_key
 from ._stencil_conv import StencilConv
 
 
@@ -64,7 +64,7 @@ class ResNet(AbstractArchitecture):
             residual, boundary, grid,
         )  # fmt: skip
         check_int("num_blocks", num_blocks, 1)
-        keys = iter(jax.random.split(key, 2 * num_blocks + 2))
+        keys = iter(split_key(key, 2 * num_blocks + 2))
 
         def conv(cin, cout, k, bc):
             return StencilConv(d, cin, cout, k, use_bias=use_bias, boundary=bc, grid=grid,

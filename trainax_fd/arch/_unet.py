@@ -10,7 +10,7 @@ from jaxtyping import PRNGKeyArray
 from .._checks import check_int
 from .._custom_types import State
 from ..stencil import BoundarySpec, Grid
-from ._base import AbstractArchitecture, check_network
+from ._base import AbstractArchitecture, check_network, split_key
 from ._stencil_conv import StencilConv
 
 Block = tuple[StencilConv, StencilConv]
@@ -92,7 +92,7 @@ class UNet(AbstractArchitecture):
         if grid is not None:
             _check_divisible(grid.shape, levels, "grid.shape")
         c = [width * m for m in mult]
-        keys = iter(jax.random.split(key, 5 * levels + 3))
+        keys = iter(split_key(key, 5 * levels + 3))
 
         def conv(cin, cout, level, k=kernel, bc=hidden):
             g = None if grid is None else _coarse(grid, level)
