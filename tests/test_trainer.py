@@ -256,3 +256,28 @@ def test_compiled_picks_cpu_options_only_at_the_top_level():
     seen = []
     jax.jit(lambda v: seen.append(_cpu._arrays_on_cpu(v)) or v)(x)
     assert seen == [False]  # a tracer
+
+
+def test_compiled_draw_batches_keys_under_every_transformation():
+    """`_cpu.compiled_draw`: the same draws eagerly, under an eager `vmap` over keys (its own
+    rule: one batched program), nested `vmap`s, `jit(vmap)`, and a `vmap` over something else
+    with one key (unbatched result broadcast by JAX)."""
+
+    @_cpu.compiled_draw
+    def draw(key, shape):
+        a, b = jax.random.split(key)
+        return {"u": jax.random.uniform(a, shape), "none": None, "n": jax.random.normal(b, ())}
+
+    keys = jax.random.split(jax.random.key(3), 6)
+    each = [draw(k, (2,)) for k in keys]
+    expected = {n: np.stack([e[n] for e in each]) for n in ("u", "n")}
+    for name, out in [
+        ("vmap", jax.vmap(draw, (0, None))(keys, (2,))),
+        ("jit(vmap)", jax.jit(jax.vmap(lambda k: draw(k, (2,))))(keys)),
+        ("vmap(vmap)", jax.vmap(jax.vmap(lambda k: draw(k, (2,))))(keys.reshape(2, 3))),
+    ]:
+        assert out["none"] is None, name
+        for n in ("u", "n"):
+            np.testing.assert_array_equal(out[n].reshape(expected[n].shape), expected[n], name)
+    other = jax.vmap(lambda x: draw(keys[0], (2,))["u"] * x)(jnp.arange(3.0))
+    np.testing.assert_array_equal(other, np.outer(np.arange(3.0), each[0]["u"]))

@@ -51,6 +51,34 @@ def compiled(fn: Callable) -> Callable:
     return call
 
 
+def compiled_draw(fn: Callable) -> Callable:
+    """`compiled(fn)` for `fn(key, *static)` (random draws from one key; `static` hashable),
+    also under a `jax.vmap` over keys outside any `jit`: there the batched draw is one program
+    built with the fast options (`eqx.filter_vmap(lambda k: ConvNet(..., key=k))(keys)` for an
+    ensemble), where an eager `vmap` would compile with XLA's defaults. The draw has no
+    derivative (keys have none)."""
+    one = compiled(fn)
+    many = compiled(lambda keys, *static: jax.vmap(lambda k: fn(k, *static))(keys))
+
+    @functools.wraps(fn)
+    def call(key, *static):
+        if not isinstance(key, jax.core.Tracer):
+            return one(key, *static)  # custom_vmap would trace `one`: no compile options
+
+        @jax.custom_batching.custom_vmap
+        def draw(key):
+            return one(key, *static)
+
+        @draw.def_vmap
+        def _(axis_size, in_batched, keys):
+            out = many(keys, *static) if in_batched[0] else one(keys, *static)
+            return out, jax.tree_util.tree_map(lambda _: in_batched[0], out)
+
+        return draw(key)
+
+    return call
+
+
 def strong_types(tree):
     """`tree` with weakly typed arrays (e.g. `jnp.asarray(0.5)` fields, a `Dirichlet(0.0)`
     value) made strongly typed, as a compiled chunk returns them: otherwise its second call sees

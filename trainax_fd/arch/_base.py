@@ -10,7 +10,7 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from .._checks import check_int
-from .._cpu import compiled
+from .._cpu import compiled_draw
 from .._custom_types import State
 from ..stencil import AbstractBoundary, BoundarySpec, Dirichlet, Grid, Neumann, boundary_pairs
 
@@ -174,7 +174,7 @@ def check_network(
     return d, kernel, activation, residual, outer, homogeneous(outer)
 
 
-@compiled
+@compiled_draw
 def split_key(key: PRNGKeyArray, num: int) -> tuple[PRNGKeyArray, ...]:
     """`tuple(jax.random.split(key, num))`, compiled with the fast CPU options: eagerly, the
     split and the iteration over its result each compile a program of their own."""

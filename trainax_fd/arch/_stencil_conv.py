@@ -11,7 +11,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._cpu import compiled
+from .._cpu import compiled_draw
 from .._custom_types import ConvWeight, State
 from ..stencil import BoundarySpec, Grid, Stencil, pad
 from ._base import (
@@ -221,7 +221,7 @@ class StencilConv(AbstractArchitecture):
         )
 
 
-@compiled
+@compiled_draw
 def _initial_parameters(key, shape, use_bias, dtype, limit):
     """Weight `shape` and bias `(shape[0],)` (or `None`), uniform in `±limit`, from the two
     halves of `key`: one program compiled with the fast CPU options (eagerly, each shape's
