@@ -1,5 +1,6 @@
 """The compiled Trainer: against a hand-written optax loop, resume, NaN stop, full loss."""
 
+import functools
 import math
 import re
 
@@ -256,6 +257,25 @@ def test_compiled_picks_cpu_options_only_at_the_top_level():
     seen = []
     jax.jit(lambda v: seen.append(_cpu._arrays_on_cpu(v)) or v)(x)
     assert seen == [False]  # a tracer
+
+
+def test_compiled_asks_short_whether_to_use_the_cpu_options():
+    """`compiled(fn, short=...)`: the fast-compiling program only for short runs; a long one
+    is the other (default-options) program, compiled apart; each cached."""
+    traces, long_run = [], [False]
+
+    @functools.partial(_cpu.compiled, short=lambda x: not long_run[0])
+    def double(x):
+        traces.append(1)
+        return 2.0 * x
+
+    x = jnp.arange(3.0)
+    double(x), double(x)
+    assert len(traces) == 1
+    long_run[0] = True
+    np.testing.assert_array_equal(double(x), 2.0 * x)
+    double(x)
+    assert len(traces) == 2
 
 
 def test_compiled_draw_batches_keys_under_every_transformation():

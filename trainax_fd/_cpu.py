@@ -20,6 +20,13 @@ import numpy as np
 CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 1}
 
 
+#: Point-steps (state size x time steps) up to which a reference rollout or data set counts as
+#: short: built with `CPU_COMPILER_OPTIONS`, whose compile saving (0.15-0.35 s) outweighs any
+#: run-time cost. A 2D diffusion data set of 64^2 points, 4 x 200 steps (3.3 M) compiled in
+#: 0.30 instead of 0.63 s; 256^2, 16 x 200 (210 M, 0.68 s to run) keeps XLA's defaults.
+SHORT_RUN = 2**25
+
+
 def on_cpu(holder) -> bool:
     """Whether the data of `holder` (anything with `windows`: a `Trainer`, a `FullLoss`) lives
     on CPU devices (then the CPU compile path is used)."""
@@ -35,18 +42,20 @@ def _arrays_on_cpu(tree) -> bool:
     return all(d.platform == "cpu" for x in arrays for d in x.devices())
 
 
-def compiled(fn: Callable) -> Callable:
+def compiled(fn: Callable, *, short: Callable[..., bool] | None = None) -> Callable:
     """`eqx.filter_jit(fn)`, built with `CPU_COMPILER_OPTIONS` when the call's arrays live on
-    CPU devices (without arrays: when the default backend is the CPU). For programs whose
-    compilation outweighs their run: `random_fourier` for 16 keys compiles in 0.33 instead of
-    1.36 s. Not for long-running ones: a 2D diffusion data set (256^2, 16 x 200 steps) was
-    generated 25 % slower with these options (0.86 against 0.68 s)."""
+    CPU devices (without arrays: when the default backend is the CPU) and `short(*args,
+    **kwargs)` (default: always) says the run is short. For programs whose compilation
+    outweighs their run: `random_fourier` for 16 keys compiles in 0.33 instead of 1.36 s. Not
+    for long-running ones: a 2D diffusion data set (256^2, 16 x 200 steps) was once measured
+    25 % slower with these options (0.86 against 0.68 s; as fast in another run)."""
     cpu = eqx.filter_jit(fn, compiler_options=CPU_COMPILER_OPTIONS)
     other = eqx.filter_jit(fn)
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
-        return (cpu if _arrays_on_cpu((args, kwargs)) else other)(*args, **kwargs)
+        fast = _arrays_on_cpu((args, kwargs)) and (short is None or short(*args, **kwargs))
+        return (cpu if fast else other)(*args, **kwargs)
 
     return call
 

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._cpu import compiled
 from .._custom_types import AnyArray, Coefficient, State
 from ..stencil import Grid
 
@@ -30,15 +31,19 @@ class AbstractStepper(eqx.Module):
     def step(self, u: State) -> State:
         """Advance one sample by one time step (no shape check; see `__call__`)."""
 
-    @eqx.filter_jit
     def __call__(self, u: State) -> State:
-        self.grid.check_state(u)
-        if self.num_channels is not None and u.shape[0] != self.num_channels:
-            raise ValueError(
-                f"`u` must have {self.num_channels} channel(s) for {type(self).__name__} on this "
-                f"{self.grid.ndim}D grid, got shape {u.shape}."
-            )
-        return self.step(u)
+        return _checked_step(self, u)
+
+
+@compiled  # one step: its compilation outweighs its run (0.14 -> 0.06 s, 64^2 diffusion)
+def _checked_step(stepper: AbstractStepper, u: State) -> State:
+    stepper.grid.check_state(u)
+    if stepper.num_channels is not None and u.shape[0] != stepper.num_channels:
+        raise ValueError(
+            f"`u` must have {stepper.num_channels} channel(s) for {type(stepper).__name__} on "
+            f"this {stepper.grid.ndim}D grid, got shape {u.shape}."
+        )
+    return stepper.step(u)
 
 
 def is_concrete(*values) -> bool:

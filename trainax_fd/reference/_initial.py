@@ -42,6 +42,7 @@ def _relative_mesh(grid: Grid) -> tuple[jax.Array, ...]:
     return tuple(x / length for x, length in zip(grid.mesh(), grid.extent))
 
 
+@compiled  # eagerly, its seven operations each compiled a program of their own (0.35 s)
 def sine(grid: Grid, frequencies: float | Sequence[float] = 1.0, amplitude: float = 1.0) -> State:
     """`amplitude * prod_a sin(2 pi f_a x_a / L_a)`, shape `(1, *spatial)`.
 

@@ -1,5 +1,6 @@
 """Autoregressive rollouts and repeated steps as Modules over `lax.scan`."""
 
+import functools
 from collections.abc import Callable
 
 import equinox as eqx
@@ -9,6 +10,7 @@ from jax import lax
 from jaxtyping import Array, Float
 
 from .._checks import check_int
+from .._cpu import SHORT_RUN, compiled
 from .._custom_types import State, Trajectory
 
 
@@ -35,18 +37,26 @@ class Rollout(eqx.Module):
     include_init: bool = eqx.field(static=True)
     checkpoint: bool = eqx.field(static=True)
 
-    @eqx.filter_jit
     def __call__(self, u0: State) -> Trajectory:
-        step = _body(self.stepper, self.checkpoint)
+        return _rollout(self, u0)
 
-        def body(u, _):
-            u_next = step(u)
-            return u_next, u_next
 
-        _, trajectory = lax.scan(body, u0, None, length=self.num_steps)
-        if self.include_init:
-            trajectory = jnp.concatenate([u0[None], trajectory])
-        return trajectory
+def _short_rollout(rollout: Rollout, u0) -> bool:
+    return jnp.size(u0) * rollout.num_steps <= SHORT_RUN
+
+
+@functools.partial(compiled, short=_short_rollout)
+def _rollout(rollout: Rollout, u0: State) -> Trajectory:
+    step = _body(rollout.stepper, rollout.checkpoint)
+
+    def body(u, _):
+        u_next = step(u)
+        return u_next, u_next
+
+    _, trajectory = lax.scan(body, u0, None, length=rollout.num_steps)
+    if rollout.include_init:
+        trajectory = jnp.concatenate([u0[None], trajectory])
+    return trajectory
 
 
 def rollout(
@@ -103,7 +113,11 @@ def repeat(
     return Repeated(stepper, num_substeps, bool(checkpoint))
 
 
-@eqx.filter_jit
+def _short_trajectories(stepper, initial, num_steps: int, *_) -> bool:
+    return jnp.size(initial) * num_steps <= SHORT_RUN
+
+
+@functools.partial(compiled, short=_short_trajectories)
 def _trajectories(stepper, initial, num_steps: int, include_init: bool, unroll: int):
     first = int(include_init)
     data = jnp.zeros((initial.shape[0], num_steps + first, *initial.shape[1:]), initial.dtype)
