@@ -88,6 +88,13 @@ def compiled_draw(fn: Callable) -> Callable:
     return call
 
 
+@compiled_draw
+def split_key(key, num: int) -> tuple:
+    """`tuple(jax.random.split(key, num))` in one program built with the fast options (eagerly,
+    the split and the iteration over its result each compile a program of their own)."""
+    return tuple(jax.random.split(key, num))
+
+
 def strong_types(tree):
     """`tree` with weakly typed arrays (e.g. `jnp.asarray(0.5)` fields, a `Dirichlet(0.0)`
     value) made strongly typed, as a compiled chunk returns them: otherwise its second call sees

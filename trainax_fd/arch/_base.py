@@ -7,10 +7,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import PRNGKeyArray
 
 from .._checks import check_int
-from .._cpu import compiled_draw
 from .._custom_types import State
 from ..stencil import AbstractBoundary, BoundarySpec, Dirichlet, Grid, Neumann, boundary_pairs
 
@@ -172,10 +170,3 @@ def check_network(
     activation = check_activation(activation)
     residual = check_residual(residual, in_channels, out_channels)
     return d, kernel, activation, residual, outer, homogeneous(outer)
-
-
-@compiled_draw
-def split_key(key: PRNGKeyArray, num: int) -> tuple[PRNGKeyArray, ...]:
-    """`tuple(jax.random.split(key, num))`, compiled with the fast CPU options: eagerly, the
-    split and the iteration over its result each compile a program of their own."""
-    return tuple(jax.random.split(key, num))

@@ -7,9 +7,10 @@ import jax
 from jaxtyping import PRNGKeyArray
 
 from .._checks import check_int
+from .._cpu import split_key
 from .._custom_types import State
 from ..stencil import BoundarySpec, Grid
-from ._base import AbstractArchitecture, check_network, split_key
+from ._base import AbstractArchitecture, check_network
 from ._stencil_conv import StencilConv
 
 
