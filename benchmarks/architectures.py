@@ -23,6 +23,9 @@ last). The data: 64 trajectories of 1D periodic advection, 256 points, 21 time l
 - `plain loop + canonical_convolutions`: the same loop through `trainax_fd.canonical_convolutions`
   (the rewrite the Trainer applies), `--steps` steps.
 
+Construction: each package's constructor call from cold (after `jax.clear_caches()`), the
+random weights' compilation included; medians of `--repeats`.
+
 Timing, per loop and network: `compile` is the time JAX spent tracing, lowering and compiling
 in the first (cold, after `jax.clear_caches()`) call; `per step` is the cached call's wall time,
 less any compilation, over the steps. Medians of `--repeats`, networks interleaved. Ratios are
@@ -103,12 +106,42 @@ class EquinoxConvNet(eqx.Module):
         return self.layers[-1](u)
 
 
-def networks(width: int, depth: int, kernel: int, activation: Callable) -> dict[str, eqx.Module]:
+def constructors(width: int, depth: int, kernel: int, activation: Callable) -> dict:
+    """`{package: () -> network}`: each package's own constructor call (random weights)."""
+
+    def ours():
+        return arch.ConvNet(
+            1, 1, 1, width=width, depth=depth, kernel_size=kernel, activation=activation,
+            residual=True, key=jax.random.key(1),
+        )  # fmt: skip
+
+    out = {"trainax_fd": ours}
+    if pdequinox is not None:
+        out["pdequinox"] = lambda: pdequinox.arch.ConvNet(
+            1, 1, 1, hidden_channels=width, depth=depth - 1, kernel_size=kernel,
+            activation=activation, key=jax.random.key(2),
+        )  # fmt: skip
+    channels = [1] + [width] * (depth - 1) + [1]
+    out["equinox"] = lambda: EquinoxConvNet(channels, kernel, activation, key=jax.random.key(3))
+    return out
+
+
+def construction_seconds(makers: dict, repeats: int) -> dict[str, float]:
+    """Median wall time of each constructor call from cold (after `jax.clear_caches()`): the
+    random draws' compilation included, packages interleaved."""
+    times = {name: [] for name in makers}
+    for _ in range(repeats):
+        for name, make in makers.items():
+            jax.clear_caches()
+            start = time.perf_counter()
+            jax.block_until_ready(eqx.filter(make(), eqx.is_array))
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def networks(makers: dict) -> dict[str, eqx.Module]:
     """The three networks, the others holding the trainax_fd net's weights."""
-    ours = arch.ConvNet(
-        1, 1, 1, width=width, depth=depth, kernel_size=kernel, activation=activation,
-        residual=True, key=jax.random.key(1),
-    )  # fmt: skip
+    ours = makers["trainax_fd"]()
     weights = [layer.weight for layer in ours.layers]
     biases = [layer.bias.reshape(-1, 1) for layer in ours.layers]
 
@@ -122,18 +155,9 @@ def networks(width: int, depth: int, kernel: int, activation: Callable) -> dict[
             )
         return net
 
-    channels = [1] + [width] * (depth - 1) + [1]
-    nets = {"trainax_fd": ours}
-    if pdequinox is not None:
-        theirs = pdequinox.arch.ConvNet(
-            1, 1, 1, hidden_channels=width, depth=depth - 1, kernel_size=kernel,
-            activation=activation, key=jax.random.key(2),
-        )  # fmt: skip
-        nets["pdequinox"] = copy(Residual(theirs))
-    nets["equinox"] = copy(
-        Residual(EquinoxConvNet(channels, kernel, activation, key=jax.random.key(3)))
-    )
-    return nets
+    return {"trainax_fd": ours} | {
+        name: copy(Residual(make())) for name, make in makers.items() if name != "trainax_fd"
+    }
 
 
 def trainer_runner(net, data, steps: int, batch: int, rollout: int, optimizer) -> Callable:
@@ -255,7 +279,9 @@ def main() -> None:
         print(f"pdequinox {importlib.metadata.version('pdequinox')} installed")
     rollout, batch, points = 5, 32, 256
     data = advection_data(64, 21, points)
-    nets = networks(args.width, args.depth, args.kernel, ACTIVATIONS[args.activation])
+    makers = constructors(args.width, args.depth, args.kernel, ACTIVATIONS[args.activation])
+    built = construction_seconds(makers, args.repeats)
+    nets = networks(makers)
     channels = [1] + [args.width] * (args.depth - 1) + [1]
     macs = sum(a * b * args.kernel for a, b in itertools.pairwise(channels))
     flops = 3 * 2 * batch * rollout * points * macs
@@ -271,6 +297,10 @@ def main() -> None:
         f"{flops / 1e9:.2f} GFLOP of convolutions per step; matmul peak {peak:.0f} GFLOP/s; "
         f"{load_note()}"
     )
+    print("\n== construction from cold (random weights drawn, compilation included)")
+    for name, seconds in built.items():
+        ratio = seconds / built["trainax_fd"]
+        print(f"{name:<12} {seconds:6.2f} s  ratio {ratio:5.2f}")
     optimizer = optax.adam(1e-3)  # one object: static in every jit cache
     results = {}
     for loop in loops:
