@@ -33,7 +33,7 @@ SCRIPT = textwrap.dedent(
     assert parallel.stepper.weight.sharding.spec == PartitionSpec()  # replicated
     # the batch really is split: the compiled chunk sums the gradients across devices
     result = parallel_trainer.init(net, key=key)
-    hlo = _trainer._chunk_cpu.lower(parallel_trainer, result, jnp.asarray(np.int32(4)))
+    hlo = _trainer._chunk.cpu.lower(parallel_trainer, result, jnp.asarray(np.int32(4)))
     assert "all-reduce" in hlo.compile().compiled.as_text()
 
     rates = {"learning_rate": [1e-3, 3e-3, 1e-2, 3e-2]}

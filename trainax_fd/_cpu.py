@@ -148,3 +148,18 @@ def compile_memory_returned():
         yield
     finally:
         _TRIMMING.on = before
+
+
+class LongProgram:
+    """A long-running compiled program (a training chunk, a landscape): `self.cpu`, built with
+    `CPU_COMPILER_OPTIONS`, and `self.other` (default options; `other_body`, or `cpu_body`).
+    `program(on_cpu, *args)` runs the one asked for inside `compile_memory_returned()`, so the
+    memory its compilation freed is back with the OS before it allocates its own."""
+
+    def __init__(self, cpu_body: Callable, other_body: Callable | None = None):
+        self.cpu = eqx.filter_jit(cpu_body, compiler_options=CPU_COMPILER_OPTIONS)
+        self.other = eqx.filter_jit(cpu_body if other_body is None else other_body)
+
+    def __call__(self, on_cpu: bool, *args):
+        with compile_memory_returned():
+            return (self.cpu if on_cpu else self.other)(*args)

@@ -12,7 +12,7 @@ from jax import lax
 from jaxtyping import Array, Float
 
 from .._checks import check_int
-from .._cpu import CPU_COMPILER_OPTIONS, compile_memory_returned, on_cpu
+from .._cpu import LongProgram, on_cpu
 from ._axes import AbstractAxis, Parameter
 
 #: How often the landscape evaluation was traced (tests check one trace per call shape).
@@ -135,15 +135,12 @@ def _evaluate_body(losses, stepper, axes, chunk_size: int, window_chunks: tuple[
     return out if stacked else out[0]
 
 
-_evaluate_cpu = eqx.filter_jit(_evaluate_body, compiler_options=CPU_COMPILER_OPTIONS)
-_evaluate_any = eqx.filter_jit(_evaluate_body)
+_evaluate_program = LongProgram(_evaluate_body)
 
 
 def _evaluate(losses, *args):
     """`_evaluate_body` compiled, with XLA:CPU's faster-compiling emitters on CPU data."""
-    cpu = all(on_cpu(loss) for loss in losses)
-    with compile_memory_returned():
-        return (_evaluate_cpu if cpu else _evaluate_any)(losses, *args)
+    return _evaluate_program(all(on_cpu(loss) for loss in losses), losses, *args)
 
 
 def _label(loss, i: int) -> str:

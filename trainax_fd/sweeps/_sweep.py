@@ -14,13 +14,7 @@ from jaxtyping import Array, Int
 from tqdm import tqdm
 
 from .._checks import check_int
-from .._cpu import (
-    CPU_COMPILER_OPTIONS,
-    compile_memory_returned,
-    compiled,
-    on_cpu,
-    strong_types,
-)
+from .._cpu import LongProgram, compiled, on_cpu, strong_types
 from .._layout import call_canonical, stepper_has_convolutions
 from ..configurations import AbstractConfiguration
 from ..trainers import Trainer, TrainResult
@@ -204,8 +198,9 @@ def _member_chunk_cpu(trainer, configurations, results, stop, sharded: bool):
     return _member_chunk(trainer, configurations, results, stop)
 
 
-_chunk_cpu = eqx.filter_jit(_member_chunk_cpu, compiler_options=CPU_COMPILER_OPTIONS)
-_chunk_any = eqx.filter_jit(lambda trainer, c, r, stop, sharded: _member_chunk(trainer, c, r, stop))
+_chunk = LongProgram(
+    _member_chunk_cpu, lambda trainer, c, r, stop, sharded: _member_chunk(trainer, c, r, stop)
+)
 
 
 def _members(num_members, hyperparams, configurations) -> int:
@@ -286,14 +281,13 @@ def sweep(
         values["configuration"] = np.arange(members)
     if mesh is not None:
         results, stacked = _shard_members(mesh, members, results, stacked)
-    chunk = _chunk_cpu if on_cpu(trainer) else _chunk_any
+    cpu, sharded = on_cpu(trainer), mesh is not None
     step = 0
     failed = np.full(members, -1)
     with tqdm(total=trainer.num_steps, disable=not progress, desc=f"sweep x{members}") as bar:
         while step < trainer.num_steps and np.any(failed < 0):
             stop = jax.device_put(np.int32(min(trainer.num_steps, step + trainer.chunk_size)))
-            with compile_memory_returned():
-                results, new_failed, last = chunk(trainer, stacked, results, stop, mesh is not None)
+            results, new_failed, last = _chunk(cpu, trainer, stacked, results, stop, sharded)
             new_failed = np.asarray(new_failed)
             failed = np.where(failed >= 0, failed, new_failed)
             new_step = int(np.max(np.asarray(results.step)))

@@ -17,7 +17,7 @@ from jaxtyping import Array, PyTree
 from tqdm import tqdm
 
 from .._checks import check_int
-from .._cpu import CPU_COMPILER_OPTIONS, compile_memory_returned, on_cpu, strong_types
+from .._cpu import LongProgram, on_cpu, strong_types
 from .._custom_types import Scalar
 from .._layout import call_canonical, stepper_has_convolutions
 from ..configurations import AbstractConfiguration
@@ -387,8 +387,7 @@ class Trainer(eqx.Module):
     def _chunk(self, result: TrainResult, stop: Array) -> tuple[TrainResult, Array, Array]:
         """Steps up to `stop` (at most `chunk_size`); **returns** `(result, failed, loss)`:
         the step of a non-finite loss or `-1`, and the last finite loss."""
-        with compile_memory_returned():
-            return (_chunk_cpu if on_cpu(self) else _chunk_any)(self, result, stop)
+        return _chunk(on_cpu(self), self, result, stop)
 
     def _chunk_body(self, result: TrainResult, stop: Array) -> tuple[TrainResult, Array, Array]:
         TRACES["chunk"] += 1
@@ -485,5 +484,4 @@ def _chunk_canonical(trainer: Trainer, result: TrainResult, stop: Array):
     return trainer._chunk_body(result, stop)
 
 
-_chunk_cpu = eqx.filter_jit(_chunk_canonical, compiler_options=CPU_COMPILER_OPTIONS)
-_chunk_any = eqx.filter_jit(Trainer._chunk_body)
+_chunk = LongProgram(_chunk_canonical, Trainer._chunk_body)
