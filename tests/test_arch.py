@@ -486,6 +486,14 @@ ERRORS = [
     (lambda: ConvNet(1, 1, 1, residual=1, key=KEY), TypeError,
      "`residual` must be a bool, got int."),
     (lambda: ConvNet(1, 1, 1, depth=0, key=KEY), ValueError, "`depth` must be an int >= 1, got 0."),
+    (lambda: ConvNet(1, 1, 1, key=0), TypeError,
+     "`key` must be a `jax.random.key` (or a raw `jax.random.PRNGKey`), got int."),
+    (lambda: StencilConv(1, 1, 1, key=jnp.zeros(2)), TypeError,
+     "`key` must be a `jax.random.key` (or a raw `jax.random.PRNGKey`), got dtype float32 "
+     "and shape (2,)."),
+    (lambda: UNet(1, 1, 1, key=jax.random.split(KEY, 3)), TypeError,
+     "one key: build several things with `eqx.filter_vmap` over split keys, got dtype key<fry> "
+     "and shape (3,)."),
     (lambda: ResNet(1, 1, 1, num_blocks=0, key=KEY), ValueError,
      "`num_blocks` must be an int >= 1, got 0."),
     (lambda: ResNet(1, 1, 1, activation="relu", key=KEY), TypeError,

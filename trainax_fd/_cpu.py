@@ -13,6 +13,8 @@ import equinox as eqx
 import jax
 import numpy as np
 
+from ._checks import check_key
+
 # XLA:CPU's legacy loop emitters compile the many small fusions of a training step about
 # twice as fast as its newer fusion emitters, and run them as fast; LLVM at -O1 instead of
 # -O3 compiles them ~25 % faster again, and runs a small stepper's steps faster, a ConvNet's
@@ -71,6 +73,7 @@ def compiled_draw(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def call(key, *static):
+        check_key(key)
         if not isinstance(key, jax.core.Tracer):
             return one(key, *static)  # custom_vmap would trace `one`: no compile options
 

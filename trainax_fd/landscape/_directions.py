@@ -7,6 +7,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
+from .._checks import check_key
+
 _VECTORS = ("zero", "copy", "normalise")
 
 
@@ -83,11 +85,7 @@ def random_direction(
     """
     if vectors not in _VECTORS:
         raise ValueError(f"`vectors` must be one of {_VECTORS}, got {vectors!r}.")
-    if key is None or not isinstance(key, jax.Array):
-        raise TypeError(
-            "`key` must be a `jax.random.key` (or a raw `jax.random.PRNGKey`), got "
-            f"{type(key).__name__}."
-        )
+    check_key(key)
     params = eqx.filter(stepper, eqx.is_inexact_array)
     flat = jax.tree_util.tree_flatten_with_path(params)[0]
     if not flat:
