@@ -11,7 +11,8 @@ import numpy as np
 import optax
 import pytest
 
-from trainax_fd import _cpu, configurations as C, trainers as T
+from trainax_fd import Grid, _cpu, configurations as C, trainers as T
+from trainax_fd.reference import random_fourier, sine
 from trainax_fd.trainers import _trainer
 
 OPTIMIZER = optax.adam(1e-2)  # one object: trainers sharing it share compilations
@@ -257,6 +258,14 @@ def test_compiled_picks_cpu_options_only_at_the_top_level():
     seen = []
     jax.jit(lambda v: seen.append(_cpu._arrays_on_cpu(v)) or v)(x)
     assert seen == [False]  # a tracer
+    # under a trace, constants and calls without arrays get the plain program too
+    np.testing.assert_array_equal(jax.jit(lambda: double(x))(), 2.0 * x)
+    grid = Grid(8)
+    np.testing.assert_array_equal(jax.jit(lambda: sine(grid))(), sine(grid))
+    key = jax.random.key(0)
+    np.testing.assert_allclose(
+        jax.jit(lambda: random_fourier(grid, key=key))(), random_fourier(grid, key=key), rtol=1e-6
+    )
 
 
 def test_compiled_asks_short_whether_to_use_the_cpu_options():

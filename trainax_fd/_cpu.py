@@ -29,6 +29,16 @@ CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optim
 SHORT_RUN = 2**25
 
 
+def _at_top_level() -> bool:
+    """Whether no JAX transformation is tracing (JAX's own check; without it, where a later JAX
+    moves it, only traced arguments tell)."""
+    try:
+        from jax._src.core import trace_state_clean
+    except ImportError:  # pragma: no cover
+        return True
+    return trace_state_clean()
+
+
 def on_cpu(holder) -> bool:
     """Whether the data of `holder` (anything with `windows`: a `Trainer`, a `FullLoss`) lives
     on CPU devices (then the CPU compile path is used)."""
@@ -36,9 +46,11 @@ def on_cpu(holder) -> bool:
 
 
 def _arrays_on_cpu(tree) -> bool:
+    if not _at_top_level():
+        return False  # under jit/vmap/grad JAX takes no compile options, even for constants
     arrays = [x for x in jax.tree_util.tree_leaves(tree) if isinstance(x, jax.Array)]
     if any(isinstance(x, jax.core.Tracer) for x in arrays):
-        return False  # traced: JAX takes compile options only at the top level
+        return False
     if not arrays:
         return jax.default_backend() == "cpu"
     return all(d.platform == "cpu" for x in arrays for d in x.devices())

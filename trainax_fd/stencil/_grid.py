@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
+from .._cpu import compiled
+
 Placement = Literal["cell", "vertex", "periodic"]
 PLACEMENTS: tuple[str, ...] = ("cell", "vertex", "periodic")
 
@@ -102,8 +104,7 @@ class Grid:
 
     def mesh(self, dtype=None) -> tuple[Array, ...]:
         """Coordinates of every point: one array of shape `spatial` per axis."""
-        axes = [jnp.asarray(self.coordinates(a), dtype=dtype) for a in range(self.ndim)]
-        return tuple(jnp.meshgrid(*axes, indexing="ij"))
+        return _mesh(self, None if dtype is None else jnp.dtype(dtype))
 
     def check_state(self, u, name: str = "u") -> None:
         """Raise a `ValueError` unless `u` has shape `(channels, *self.shape)`."""
@@ -114,3 +115,9 @@ class Grid:
                 f"this {self.ndim}D grid, got {shape}. Steppers and operators act on one "
                 "sample; batch with `jax.vmap`."
             )
+
+
+@compiled  # eagerly one program, not one per broadcast (a first 2D mesh: 0.22 -> 0.04 s)
+def _mesh(grid: Grid, dtype) -> tuple[Array, ...]:
+    axes = [jnp.asarray(grid.coordinates(a), dtype=dtype) for a in range(grid.ndim)]
+    return tuple(jnp.meshgrid(*axes, indexing="ij"))
