@@ -486,6 +486,9 @@ ERRORS = [
     (lambda: ConvNet(1, 1, 1, residual=1, key=KEY), TypeError,
      "`residual` must be a bool, got int."),
     (lambda: ConvNet(1, 1, 1, depth=0, key=KEY), ValueError, "`depth` must be an int >= 1, got 0."),
+    (lambda: ConvNet(1, 1, 1, key=jnp.zeros((2, 4), jnp.uint32)), TypeError,
+     "one key: build several things with `eqx.filter_vmap` over split keys, got dtype uint32 "
+     "and shape (2, 4)."),
     (lambda: ConvNet(1, 1, 1, key=0), TypeError,
      "`key` must be a `jax.random.key` (or a raw `jax.random.PRNGKey`), got int."),
     (lambda: StencilConv(1, 1, 1, key=jnp.zeros(2)), TypeError,

@@ -183,6 +183,20 @@ def test_sine_integer_frequencies_and_amplitude_2d():
     np.testing.assert_allclose(u[0], expected, atol=1e-5)
 
 
+def test_sine_takes_numpy_frequencies_and_new_amplitudes_without_recompiling(caplog):
+    grid = Grid((31,), extent=2.0, placement="vertex")
+    half = np.asarray(sine(grid, 0.5))
+    np.testing.assert_array_equal(sine(grid, np.float64(0.5)), half)
+    np.testing.assert_array_equal(sine(grid, [np.float32(0.5)]), half)
+    sine(grid, 0.5, 2.0)
+    with jax.log_compiles(), caplog.at_level("WARNING"):
+        np.testing.assert_allclose(sine(grid, 0.5, 3.0), 3.0 * half, rtol=1e-6)
+    assert not [r for r in caplog.records if "Compiling" in r.getMessage()]
+    with jax.log_compiles(), caplog.at_level("WARNING"):
+        sine(grid, 0.25)  # other frequencies: a new program, which the check above would see
+    assert [r for r in caplog.records if "Compiling" in r.getMessage()]
+
+
 def test_sine_3d_is_a_product():
     grid = GRIDS["3d"]
     x, y, z = relative_coordinates(grid)

@@ -258,6 +258,7 @@ def test_compiled_picks_cpu_options_only_at_the_top_level():
     seen = []
     jax.jit(lambda v: seen.append(_cpu._arrays_on_cpu(v)) or v)(x)
     assert seen == [False]  # a tracer
+    assert _cpu._TRACE_STATE_CLEAN is not None  # JAX's internal check is still where it was
     # under a trace, constants and calls without arrays get the plain program too
     np.testing.assert_array_equal(jax.jit(lambda: double(x))(), 2.0 * x)
     grid = Grid(8)

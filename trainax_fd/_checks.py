@@ -10,21 +10,20 @@ def check_int(name: str, value, minimum: int = 1) -> int:
 
 def check_key(key, name: str = "key") -> None:
     """A `TypeError` unless `key` is one PRNG key: a `jax.random.key` (shape `()`) or a raw
-    `jax.random.PRNGKey` (`uint32`, shape `(2,)`); traced keys are checked by shape too."""
+    `jax.random.PRNGKey` (`uint32`, shape `(2,)`, or `(4,)` for the "rbg" implementations);
+    traced keys are checked by shape too."""
     import jax
     import numpy as np
 
     dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
-    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
-        if shape == ():
-            return
-    elif dtype == np.uint32 and shape == (2,):
+    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    raw = dtype == np.uint32
+    if (typed and shape == ()) or (raw and shape in ((2,), (4,))):
         return
     got = type(key).__name__ if dtype is None else f"dtype {dtype} and shape {shape}"
-    several = dtype is not None and (
-        jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) or (dtype == np.uint32 and len(shape) > 1)
-    )
-    hint = "; one key: build several things with `eqx.filter_vmap` over split keys" * several
+    hint = ""
+    if (typed and shape) or (raw and len(shape) > 1):
+        hint = "; one key: build several things with `eqx.filter_vmap` over split keys"
     raise TypeError(
         f"`{name}` must be a `jax.random.key` (or a raw `jax.random.PRNGKey`){hint}, got {got}."
     )

@@ -25,18 +25,22 @@ CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optim
 #: Point-steps (state size x time steps) up to which a reference rollout or data set counts as
 #: short: built with `CPU_COMPILER_OPTIONS`, whose compile saving (0.15-0.35 s) outweighs any
 #: run-time cost. A 2D diffusion data set of 64^2 points, 4 x 200 steps (3.3 M) compiled in
-#: 0.30 instead of 0.63 s; 256^2, 16 x 200 (210 M, 0.68 s to run) keeps XLA's defaults.
+#: 0.30 instead of 0.63 s; 256^2, 16 x 200 (210 M, 0.68 s to run) keeps XLA's defaults. A
+#: `repeat`ed stepper counts its substeps; a stepper much costlier per point than a stencil
+#: (a network) is still counted as one point-step per point.
 SHORT_RUN = 2**25
 
 
+try:  # JAX's own check that no transformation is tracing; internal, hence the guard
+    from jax._src.core import trace_state_clean as _TRACE_STATE_CLEAN
+except ImportError:  # pragma: no cover (a test fails when a JAX release moves it)
+    _TRACE_STATE_CLEAN = None
+
+
 def _at_top_level() -> bool:
-    """Whether no JAX transformation is tracing (JAX's own check; without it, where a later JAX
-    moves it, only traced arguments tell)."""
-    try:
-        from jax._src.core import trace_state_clean
-    except ImportError:  # pragma: no cover
-        return True
-    return trace_state_clean()
+    """Whether no JAX transformation is tracing. Without JAX's check: `False` (the default
+    compile options everywhere, slower to compile but never refused inside a `jit`)."""
+    return _TRACE_STATE_CLEAN is not None and _TRACE_STATE_CLEAN()
 
 
 def on_cpu(holder) -> bool:
@@ -52,7 +56,9 @@ def _arrays_on_cpu(tree) -> bool:
     if any(isinstance(x, jax.core.Tracer) for x in arrays):
         return False
     if not arrays:
-        return jax.default_backend() == "cpu"
+        device = jax.config.jax_default_device  # a `jax.default_device(...)` context
+        platform = jax.default_backend() if device is None else getattr(device, "platform", device)
+        return platform == "cpu"
     return all(d.platform == "cpu" for x in arrays for d in x.devices())
 
 
@@ -78,8 +84,9 @@ def compiled_draw(fn: Callable) -> Callable:
     """`compiled(fn)` for `fn(key, *static)` (random draws from one key; `static` hashable),
     also under a `jax.vmap` over keys outside any `jit`: there the batched draw is one program
     built with the fast options (`eqx.filter_vmap(lambda k: ConvNet(..., key=k))(keys)` for an
-    ensemble), where an eager `vmap` would compile with XLA's defaults. The draw has no
-    derivative (keys have none)."""
+    ensemble), where an eager `vmap` would compile with XLA's defaults (a `vmap` with an
+    `axis_name` still does: its batching rule runs under a trace). The draw has no derivative
+    (keys have none); `static` is positional only."""
     one = compiled(fn)
     many = compiled(lambda keys, *static: jax.vmap(lambda k: fn(k, *static))(keys))
 

@@ -42,18 +42,23 @@ def _relative_mesh(grid: Grid) -> tuple[jax.Array, ...]:
     return tuple(x / length for x, length in zip(grid.mesh(), grid.extent))
 
 
-@compiled  # eagerly, its seven operations each compiled a program of their own (0.35 s)
 def sine(grid: Grid, frequencies: float | Sequence[float] = 1.0, amplitude: float = 1.0) -> State:
     """`amplitude * prod_a sin(2 pi f_a x_a / L_a)`, shape `(1, *spatial)`.
 
     Integer `f` is periodic; `f = 0.5` is the half sine that vanishes at both ends (the
-    Dirichlet mode on a `"vertex"` grid).
+    Dirichlet mode on a `"vertex"` grid). `frequencies` are concrete numbers (one program per
+    set of them); `amplitude` may be an array or traced (a new value does not recompile).
     """
-    freqs = (frequencies,) * grid.ndim if np.isscalar(frequencies) else tuple(frequencies)
+    freqs = (frequencies,) * grid.ndim if np.ndim(frequencies) == 0 else tuple(frequencies)
     if len(freqs) != grid.ndim:
         raise ValueError(
             f"`frequencies` must be a scalar or one per axis ({grid.ndim}), got {freqs}."
         )
+    return _sine(grid, tuple(float(f) for f in freqs), jnp.asarray(amplitude))
+
+
+@compiled  # eagerly, its seven operations each compiled a program of their own (0.35 s)
+def _sine(grid: Grid, freqs: tuple[float, ...], amplitude) -> State:
     out = amplitude * jnp.ones(grid.shape)
     for x, f in zip(_relative_mesh(grid), freqs):
         out = out * jnp.sin(2 * np.pi * f * x)

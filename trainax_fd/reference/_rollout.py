@@ -41,8 +41,16 @@ class Rollout(eqx.Module):
         return _rollout(self, u0)
 
 
+def _steps_per_call(stepper) -> int:
+    """Time steps one call of `stepper` makes (`repeat`s nest)."""
+    if isinstance(stepper, Repeated):
+        return stepper.num_substeps * _steps_per_call(stepper.stepper)
+    return 1
+
+
 def _short_rollout(rollout: Rollout, u0) -> bool:
-    return jnp.size(u0) * rollout.num_steps <= SHORT_RUN
+    steps = rollout.num_steps * _steps_per_call(rollout.stepper)
+    return jnp.size(u0) * steps <= SHORT_RUN
 
 
 @functools.partial(compiled, short=_short_rollout)
@@ -114,7 +122,7 @@ def repeat(
 
 
 def _short_trajectories(stepper, initial, num_steps: int, *_) -> bool:
-    return jnp.size(initial) * num_steps <= SHORT_RUN
+    return jnp.size(initial) * num_steps * _steps_per_call(stepper) <= SHORT_RUN
 
 
 @functools.partial(compiled, short=_short_trajectories)
