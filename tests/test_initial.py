@@ -323,9 +323,9 @@ def test_key_is_required(name):
     grid = GRIDS["1d"]
     with pytest.raises(TypeError, match="key"):
         RANDOM[name](grid)
-    with pytest.raises(TypeError, match=re.escape("`key` must be a JAX PRNG key")):
+    with pytest.raises(TypeError, match=re.escape("`key` must be a `jax.random.key`")):
         RANDOM[name](grid, key=None)
-    with pytest.raises(TypeError, match=re.escape("`key` must be a JAX PRNG key")):
+    with pytest.raises(TypeError, match=re.escape("`key` must be a `jax.random.key`")):
         RANDOM[name](grid, key=0)
 
 

@@ -254,9 +254,11 @@ def test_compiled_picks_cpu_options_only_at_the_top_level():
     np.testing.assert_array_equal(jax.jit(double)(x), 2.0 * x)
     np.testing.assert_array_equal(jax.vmap(double)(x), 2.0 * x)
     assert float(jax.grad(lambda v: double(v).sum())(x)[0]) == 2.0
-    assert _cpu._arrays_on_cpu((x, {"k": 1})) and _cpu._arrays_on_cpu(())  # CPU backend here
+    assert _cpu._cpu_options_apply((x, {"k": 1})) and _cpu._cpu_options_apply(
+        ()
+    )  # CPU backend here
     seen = []
-    jax.jit(lambda v: seen.append(_cpu._arrays_on_cpu(v)) or v)(x)
+    jax.jit(lambda v: seen.append(_cpu._cpu_options_apply(v)) or v)(x)
     assert seen == [False]  # a tracer
     assert _cpu._TRACE_STATE_CLEAN is not None  # JAX's internal check is still where it was
     # under a trace, constants and calls without arrays get the plain program too

@@ -43,13 +43,8 @@ def _at_top_level() -> bool:
     return _TRACE_STATE_CLEAN is not None and _TRACE_STATE_CLEAN()
 
 
-def on_cpu(holder) -> bool:
-    """Whether the data of `holder` (anything with `windows`: a `Trainer`, a `FullLoss`) lives
-    on CPU devices (then the CPU compile path is used)."""
-    return _arrays_on_cpu(holder.windows.trajectories)
-
-
-def _arrays_on_cpu(tree) -> bool:
+def _cpu_options_apply(tree) -> bool:
+    """Whether a top-level call with the arrays of `tree` compiles for CPU devices."""
     if not _at_top_level():
         return False  # under jit/vmap/grad JAX takes no compile options, even for constants
     arrays = [x for x in jax.tree_util.tree_leaves(tree) if isinstance(x, jax.Array)]
@@ -62,21 +57,28 @@ def _arrays_on_cpu(tree) -> bool:
     return all(d.platform == "cpu" for x in arrays for d in x.devices())
 
 
-def compiled(fn: Callable, *, short: Callable[..., bool] | None = None) -> Callable:
+def compiled(
+    fn: Callable, *, short: Callable[..., bool] | None = None, other: Callable | None = None
+) -> Callable:
     """`eqx.filter_jit(fn)`, built with `CPU_COMPILER_OPTIONS` when the call's arrays live on
-    CPU devices (without arrays: when the default backend is the CPU) and `short(*args,
-    **kwargs)` (default: always) says the run is short. For programs whose compilation
-    outweighs their run: `random_fourier` for 16 keys compiles in 0.33 instead of 1.36 s. Not
-    for long-running ones: a 2D diffusion data set (256^2, 16 x 200 steps) was once measured
-    25 % slower with these options (0.86 against 0.68 s; as fast in another run)."""
+    CPU devices (without arrays: when the default device is a CPU), no transformation is
+    tracing, and `short(*args, **kwargs)` (default: always) says the run is short; otherwise
+    `eqx.filter_jit(other or fn)` with XLA's default options. Either runs inside
+    `compile_memory_returned()`. For programs whose compilation outweighs their run
+    (`random_fourier` for 16 keys compiles in 0.33 instead of 1.36 s) and for the training
+    chunks, whose steps run as fast; a 2D diffusion data set (256^2, 16 x 200 steps) was once
+    measured 25 % slower with these options (0.86 against 0.68 s; as fast in another run).
+    The two programs are `call.cpu` and `call.other`."""
     cpu = eqx.filter_jit(fn, compiler_options=CPU_COMPILER_OPTIONS)
-    other = eqx.filter_jit(fn)
+    default = eqx.filter_jit(fn if other is None else other)
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
-        fast = _arrays_on_cpu((args, kwargs)) and (short is None or short(*args, **kwargs))
-        return (cpu if fast else other)(*args, **kwargs)
+        fast = _cpu_options_apply((args, kwargs)) and (short is None or short(*args, **kwargs))
+        with compile_memory_returned():
+            return (cpu if fast else default)(*args, **kwargs)
 
+    call.cpu, call.other = cpu, default
     return call
 
 
@@ -170,18 +172,3 @@ def compile_memory_returned():
         yield
     finally:
         _TRIMMING.on = before
-
-
-class LongProgram:
-    """A long-running compiled program (a training chunk, a landscape): `self.cpu`, built with
-    `CPU_COMPILER_OPTIONS`, and `self.other` (default options; `other_body`, or `cpu_body`).
-    `program(on_cpu, *args)` runs the one asked for inside `compile_memory_returned()`, so the
-    memory its compilation freed is back with the OS before it allocates its own."""
-
-    def __init__(self, cpu_body: Callable, other_body: Callable | None = None):
-        self.cpu = eqx.filter_jit(cpu_body, compiler_options=CPU_COMPILER_OPTIONS)
-        self.other = eqx.filter_jit(cpu_body if other_body is None else other_body)
-
-    def __call__(self, on_cpu: bool, *args):
-        with compile_memory_returned():
-            return (self.cpu if on_cpu else self.other)(*args)

@@ -12,7 +12,7 @@ from jax import lax
 from jaxtyping import Array, Float
 
 from .._checks import check_int
-from .._cpu import LongProgram, on_cpu
+from .._cpu import compiled
 from ._axes import AbstractAxis, Parameter
 
 #: How often the landscape evaluation was traced (tests check one trace per call shape).
@@ -135,12 +135,7 @@ def _evaluate_body(losses, stepper, axes, chunk_size: int, window_chunks: tuple[
     return out if stacked else out[0]
 
 
-_evaluate_program = LongProgram(_evaluate_body)
-
-
-def _evaluate(losses, *args):
-    """`_evaluate_body` compiled, with XLA:CPU's faster-compiling emitters on CPU data."""
-    return _evaluate_program(all(on_cpu(loss) for loss in losses), losses, *args)
+_evaluate = compiled(_evaluate_body)  # XLA:CPU's faster-compiling emitters on CPU data
 
 
 def _label(loss, i: int) -> str:

@@ -9,16 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from .._checks import check_int
+from .._checks import check_int, check_key
 from .._cpu import compiled
 from .._custom_types import State
 from ..stencil import Grid
-
-
-def _key(key) -> PRNGKeyArray:
-    if key is None or not hasattr(key, "dtype"):
-        raise TypeError(f"`key` must be a JAX PRNG key (jax.random.key(0)), got {key!r}.")
-    return key
 
 
 def _batched(generator):
@@ -29,7 +23,8 @@ def _batched(generator):
 
     @functools.wraps(generator)
     def call(grid: Grid, *, key, **kwargs):
-        single = 0 if jnp.issubdtype(_key(key).dtype, jax.dtypes.prng_key) else 1
+        check_key(key, batch=True)
+        single = 0 if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else 1
         if key.ndim > single:
             return jax.vmap(lambda k: call(grid, key=k, **kwargs))(key)
         return generator(grid, key=key, **kwargs)

@@ -14,7 +14,7 @@ from jaxtyping import Array, Int
 from tqdm import tqdm
 
 from .._checks import check_int
-from .._cpu import LongProgram, compiled, on_cpu, strong_types
+from .._cpu import compiled, strong_types
 from .._layout import call_canonical, stepper_has_convolutions
 from ..configurations import AbstractConfiguration
 from ..trainers import Trainer, TrainResult
@@ -198,8 +198,8 @@ def _member_chunk_cpu(trainer, configurations, results, stop, sharded: bool):
     return _member_chunk(trainer, configurations, results, stop)
 
 
-_chunk = LongProgram(
-    _member_chunk_cpu, lambda trainer, c, r, stop, sharded: _member_chunk(trainer, c, r, stop)
+_chunk = compiled(
+    _member_chunk_cpu, other=lambda trainer, c, r, stop, sharded: _member_chunk(trainer, c, r, stop)
 )
 
 
@@ -281,13 +281,13 @@ def sweep(
         values["configuration"] = np.arange(members)
     if mesh is not None:
         results, stacked = _shard_members(mesh, members, results, stacked)
-    cpu, sharded = on_cpu(trainer), mesh is not None
+    sharded = mesh is not None
     step = 0
     failed = np.full(members, -1)
     with tqdm(total=trainer.num_steps, disable=not progress, desc=f"sweep x{members}") as bar:
         while step < trainer.num_steps and np.any(failed < 0):
             stop = jax.device_put(np.int32(min(trainer.num_steps, step + trainer.chunk_size)))
-            results, new_failed, last = _chunk(cpu, trainer, stacked, results, stop, sharded)
+            results, new_failed, last = _chunk(trainer, stacked, results, stop, sharded)
             new_failed = np.asarray(new_failed)
             failed = np.where(failed >= 0, failed, new_failed)
             new_step = int(np.max(np.asarray(results.step)))

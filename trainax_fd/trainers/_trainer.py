@@ -16,8 +16,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, PyTree
 from tqdm import tqdm
 
-from .._checks import check_int
-from .._cpu import LongProgram, on_cpu, strong_types
+from .._checks import check_int, check_key
+from .._cpu import compiled, strong_types
 from .._custom_types import Scalar
 from .._layout import call_canonical, stepper_has_convolutions
 from ..configurations import AbstractConfiguration
@@ -32,15 +32,10 @@ TRACES = {"chunk": 0}
 
 
 def _raw_key(key) -> Array:
-    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+    check_key(key)
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         return jax.random.key_data(key)
-    if key.dtype != jnp.uint32 or key.shape != (2,):
-        raise TypeError(
-            f"`key` must be a `jax.random.key` or a raw `jax.random.PRNGKey`, got dtype "
-            f"{key.dtype} and shape {key.shape}."
-        )
-    return key
+    return jnp.asarray(key)
 
 
 def _where_tree(ok, new, old):
@@ -387,7 +382,7 @@ class Trainer(eqx.Module):
     def _chunk(self, result: TrainResult, stop: Array) -> tuple[TrainResult, Array, Array]:
         """Steps up to `stop` (at most `chunk_size`); **returns** `(result, failed, loss)`:
         the step of a non-finite loss or `-1`, and the last finite loss."""
-        return _chunk(on_cpu(self), self, result, stop)
+        return _chunk(self, result, stop)
 
     def _chunk_body(self, result: TrainResult, stop: Array) -> tuple[TrainResult, Array, Array]:
         TRACES["chunk"] += 1
@@ -484,4 +479,4 @@ def _chunk_canonical(trainer: Trainer, result: TrainResult, stop: Array):
     return trainer._chunk_body(result, stop)
 
 
-_chunk = LongProgram(_chunk_canonical, Trainer._chunk_body)
+_chunk = compiled(_chunk_canonical, other=Trainer._chunk_body)
