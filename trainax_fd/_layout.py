@@ -65,6 +65,11 @@ def _has_conv(jaxpr, any_layout: bool = False) -> bool:
     return False
 
 
+def jaxpr_has_convolution(jaxpr) -> bool:
+    """Whether `jaxpr` (or any jaxpr inside it) holds a convolution, in any layout."""
+    return _has_conv(jaxpr, any_layout=True)
+
+
 def _rewrite_param(value):
     if isinstance(value, jex.core.ClosedJaxpr):
         return _rewrite_closed(value) if _has_conv(value.jaxpr) else value

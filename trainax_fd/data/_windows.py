@@ -11,16 +11,12 @@ from jaxtyping import Array, Int, PyTree
 
 from .._checks import check_int
 from .._custom_types import BatchIndex, EpochBatches
+from ._dataset import AbstractDataset, leaves_with_paths as _leaves_with_paths
 
 _STARTS = ("all", "initial")
 
 
-def _leaves_with_paths(tree) -> list[tuple[str, Array]]:
-    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
-    return [(jax.tree_util.keystr(path) or "<root>", leaf) for path, leaf in flat]
-
-
-class Windows(eqx.Module):
+class Windows(AbstractDataset):
     """Lazy windows of `length` consecutive time levels over a PyTree of trajectories.
 
     A window is a `(sample, start)` pair; nothing is copied when the windows are built. A
@@ -121,6 +117,17 @@ class Windows(eqx.Module):
     def num_windows(self) -> int:
         """`samples * windows_per_sample`: the flat indices are `0, ..., num_windows - 1`."""
         return self.num_samples * self.windows_per_sample
+
+    @property
+    def num_examples(self) -> int:
+        """`num_windows`: windows are the examples of this data set."""
+        return self.num_windows
+
+    def examples(self, index: BatchIndex) -> PyTree[Array]:
+        """The windows at flat indices `index` `(batch,)`, unchecked; as `gather`."""
+        index = jnp.asarray(index, jnp.int32)
+        sample, start = jnp.divmod(index, jnp.int32(self.windows_per_sample))
+        return self.take(sample, start)
 
     @eqx.filter_jit
     def locate(self, index: Int[Array, "..."]) -> tuple[Int[Array, "..."], Int[Array, "..."]]:

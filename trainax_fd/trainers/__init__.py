@@ -1,4 +1,4 @@
-"""Compiled trainers, their results, callbacks and checkpoints."""
+"""The compiled training core: the `Trainer`, its results, callbacks and checkpoints."""
 
 from ._callbacks import (
     AbstractHostCallback as AbstractHostCallback,

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
 from .._checks import check_int
+from ..objectives import as_objective
 from ._result import TrainResult, save_result
 
 
@@ -29,9 +30,9 @@ def tree_norm(tree: PyTree, squared: bool = False) -> Array:
 class AbstractMetric(eqx.Module):
     """A value recorded inside the compiled loop before every `every`-th step.
 
-    `metric(step, stepper, batch, trainer)` sees the step index (traced int), the stepper before
-    the step's update, the step's batch of windows `(batch, time, ...)` and the trainer; it
-    returns a PyTree of arrays of fixed shapes.
+    `metric(step, model, batch, trainer)` sees the step index (traced int), the model before
+    the step's update, the step's batch (as the data source builds it, e.g. windows
+    `(batch, time, ...)`) and the trainer; it returns a PyTree of arrays of fixed shapes.
     """
 
     every: eqx.AbstractVar[int]
@@ -41,42 +42,54 @@ class AbstractMetric(eqx.Module):
     def __call__(self, step, stepper, batch: PyTree[Array], trainer) -> PyTree[Array]: ...
 
 
-class LossMetric(AbstractMetric):
-    """The loss of a configuration on the step's batch (default: the training configuration).
+def _objective(objective, trainer):
+    """`objective` as an objective (a configuration with the trainer's objective's reduction),
+    or the training objective when `None`."""
+    if objective is None:
+        return trainer.objective
+    return as_objective(objective, getattr(trainer.objective, "reduction", jnp.mean))
 
-    **Arguments:** `every`, `configuration` (or `None`), `name` (default `"loss"`).
+
+class LossMetric(AbstractMetric):
+    """The loss of an objective on the step's batch (default: the training objective).
+
+    **Arguments:** `every`, `objective` (an objective or a configuration, or `None`), `name`
+    (default `"loss"`).
     """
 
     every: int = eqx.field(static=True)
-    configuration: Callable | None
+    objective: Callable | None
     name: str = eqx.field(static=True)
 
-    def __init__(self, every: int, configuration=None, *, name: str = "loss"):
-        self.every, self.configuration = check_int("every", every), configuration
+    def __init__(self, every: int, objective=None, *, name: str = "loss"):
+        self.every, self.objective = check_int("every", every), objective
         self.name = _check_name(name)
 
-    def __call__(self, step, stepper, batch, trainer):
-        return trainer.batch_loss(stepper, batch, self.configuration)
+    def __call__(self, step, model, batch, trainer):
+        return _objective(self.objective, trainer)(model, batch)
 
 
 class GradNorm(AbstractMetric):
-    """The gradient norm of a configuration's batch loss (default: the training one).
+    """The gradient norm of an objective's batch loss (default: the training objective),
+    over the trainable leaves.
 
-    **Arguments:** `every`, `configuration` (or `None`), `squared`, `name` (default
+    **Arguments:** `every`, `objective` (or `None`), `squared`, `name` (default
     `"grad_norm"`).
     """
 
     every: int = eqx.field(static=True)
-    configuration: Callable | None
+    objective: Callable | None
     squared: bool = eqx.field(static=True)
     name: str = eqx.field(static=True)
 
-    def __init__(self, every: int, configuration=None, *, squared=False, name="grad_norm"):
-        self.every, self.configuration = check_int("every", every), configuration
+    def __init__(self, every: int, objective=None, *, squared=False, name="grad_norm"):
+        self.every, self.objective = check_int("every", every), objective
         self.squared, self.name = bool(squared), _check_name(name)
 
-    def __call__(self, step, stepper, batch, trainer):
-        grads = eqx.filter_grad(lambda s: trainer.batch_loss(s, batch, self.configuration))(stepper)
+    def __call__(self, step, model, batch, trainer):
+        params, static = trainer.partition(model)
+        objective = _objective(self.objective, trainer)
+        grads = jax.grad(lambda p: objective(eqx.combine(p, static), batch))(params)
         return tree_norm(grads, self.squared)
 
 
@@ -161,5 +174,5 @@ class SaveStepper(AbstractHostCallback):
         if step < num_steps:
             os.makedirs(self.folder, exist_ok=True)
             eqx.tree_serialise_leaves(
-                os.path.join(self.folder, f"{self.file_name}_{step}.eqx"), result.stepper
+                os.path.join(self.folder, f"{self.file_name}_{step}.eqx"), result.model
             )

@@ -15,8 +15,9 @@ class TrainResult(eqx.Module):
 
     **Fields:**
 
-    - `stepper`: the trained stepper.
-    - `opt_state`: the optimizer state.
+    - `model`: the trained model (a stepper, a network); also readable as `stepper`.
+    - `model_state`: the model's `eqx.nn.State` (batch-norm statistics), or `None`.
+    - `opt_state`: the optimizer state (of the trainable leaves).
     - `step`: completed optimizer steps, an int array `()`.
     - `key`: the data-shuffling key as raw key data (`jax.random.key_data`), fixed for a run.
     - `loss_history`: training loss of each step, shape `(num_steps,)`; `nan` where not run.
@@ -24,12 +25,18 @@ class TrainResult(eqx.Module):
         record `r` taken before step `r * every`.
     """
 
-    stepper: PyTree
+    model: PyTree
+    model_state: PyTree | None
     opt_state: PyTree
     step: Int[Array, ""]
     key: UInt[Array, "..."]
     loss_history: Float[Array, "num_steps"]  # noqa: F821
     metrics: dict[str, PyTree[Array]]
+
+    @property
+    def stepper(self) -> PyTree:
+        """The trained model (the name the package's steppers use)."""
+        return self.model
 
     @property
     def losses(self) -> Float[Array, "step"]:  # noqa: F821
@@ -76,7 +83,7 @@ def save_result(path: str | os.PathLike, result: TrainResult) -> None:
 
 def load_result(path: str | os.PathLike, like: TrainResult) -> TrainResult:
     """Read a `TrainResult` written by `save_result`; `like` gives structure, shapes, dtypes
-    (e.g. `trainer.init(stepper, key=...)`, see `Trainer.restore`)."""
+    (e.g. `trainer.init(model, key=...)`, see `Trainer.restore`)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"`path` {path!r} does not exist.")

@@ -1,34 +1,28 @@
-"""The compiled training loop: chunks of optimizer steps per dispatch, over lazy windows."""
+"""The `Trainer`: any Equinox model, an objective, a data source; compiled chunks of steps."""
 
 import math
 import os
-import warnings
-from collections.abc import Callable, Sequence
-from typing import Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, PyTree
 from tqdm import tqdm
 
+from .._backend import Options, backend_call, check_compiler_options, wants_canonical
 from .._checks import check_int, check_key
-from .._cpu import compiled, strong_types
 from .._custom_types import Scalar
-from .._layout import call_canonical, stepper_has_convolutions
-from ..configurations import AbstractConfiguration
-from ..data import Windows
+from ..data import AbstractBatching, AbstractDataSource, DropRemainder, Windows
+from ..objectives import AbstractObjective, WindowObjective
+from . import _loop
 from ._callbacks import AbstractHostCallback, AbstractMetric, Checkpoint
-from ._optimizer_init import optimizer_init
 from ._result import NonFiniteLossError, TrainResult, load_result
-
-_BATCHING = ("drop_remainder", "trainax")
-#: How often `Trainer._chunk` was traced (tests check that it is traced once).
-TRACES = {"chunk": 0}
+from ._sources import build_source
 
 
 def _raw_key(key) -> Array:
@@ -38,115 +32,110 @@ def _raw_key(key) -> Array:
     return jnp.asarray(key)
 
 
-def _where_tree(ok, new, old):
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
-
-
-def _all_finite(tree) -> Array:
-    leaves = jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_inexact_array))
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+def _shapes(tree):
+    return jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype) if eqx.is_array(x) else x, tree
+    )
 
 
 class Trainer(eqx.Module):
-    """Train a stepper on trajectories: one compiled program runs `chunk_size` steps per call.
-
-    Windows of `window_length` time levels are gathered inside the compiled step from
-    `(sample, start)` indices, never materialised; every batch has the same shape.
+    """Train any Equinox model on an objective fed by a data source, compiled: one program
+    runs `chunk_size` optimizer steps per call (a `lax.while_loop`).
 
     **Arguments:**
 
-    - `trajectories`: PyTree of arrays `(samples, time, channels, *spatial)`.
-    - `configuration`: how a window becomes a loss (`trainax_fd.configurations`).
-    - `optimizer`: an `optax.GradientTransformation`.
-    - `num_steps`: optimizer steps of a full run, an int `>= 1`.
-    - `batch_size`: windows per step; larger than the number of windows trains full-batch
-        (with a warning).
-    - `starts`: `"all"` window starts or `"initial"` (rollouts from the initial condition).
-    - `window_length`: time levels per window (defaults to the configuration's need; a longer
-        window only reduces the number of starts).
+    - `data`: where batches come from. Trajectories, a PyTree of arrays
+        `(samples, time, channels, *spatial)`, with a configuration as `objective` (lazy
+        windows, gathered inside the compiled step, never materialised); a finite
+        `trainax_fd.data` data set (`Windows`, `Pairs`) cut into shuffled batches of
+        `batch_size`; or any `AbstractDataSource` (`Shuffled`, `Sampler` for fresh data at
+        every step).
+    - `objective`: what is minimised: a configuration (`trainax_fd.configurations`; reduced
+        over the batch with `reduction`), an `AbstractObjective` (`trainax_fd.objectives`), or
+        a function `loss(model, batch) -> scalar`.
+    - `optimizer`: an `optax.GradientTransformation` (build it once: optax transformations
+        are compared by identity when the compiled chunk is looked up).
+    - `num_steps`: optimizer steps of the whole run, an int `>= 1`.
+    - `batch_size`: examples per step, for trajectories and data sets (more than the data
+        holds trains full-batch, with a warning).
+    - `starts`, `window_length`: for trajectories: `"all"` window starts or `"initial"`
+        (rollouts from the initial condition), and time levels per window (default: what the
+        configuration reads).
+    - `batching`: an `AbstractBatching` strategy for trajectories and data sets
+        (`DropRemainder()`, the default, or `TrainaxBatching()` for trainax's batches).
+    - `reduction`: reduces a configuration's per-window losses of one level, `(batch,) -> ()`.
     - `callbacks`: `AbstractMetric`s (recorded in the compiled loop) and
-        `AbstractHostCallback`s (checkpoints, saved steppers).
+        `AbstractHostCallback`s (checkpoints, saved models, run between chunks).
     - `chunk_size`: steps per compiled dispatch (default `min(num_steps, 500)`); the progress
         bar and host callbacks act between chunks.
-    - `batching`: `"drop_remainder"` (each epoch a fresh permutation from
-        `fold_in(key, epoch)`, the last partial batch dropped) or `"trainax"` (trainax's
-        permutations and a short last batch, for identical results).
-    - `reduction`: reduces a batch of per-window level losses, `(batch,) -> ()` (default mean).
-    - `mesh`: a `jax.sharding.Mesh` for data-parallel training: each batch is sharded over
-        the mesh's first axis (`batch_size` divisible by its size), the data and the
-        parameters are replicated, and XLA sums the gradients across devices. `None`: one
-        device. The same code runs on one CPU, one GPU or many devices (and hosts, after
-        `jax.distributed.initialize()`).
+    - `mesh`: a `jax.sharding.Mesh` for data-parallel training: batches sharded over its first
+        axis, data and parameters replicated, gradients summed by XLA. `None`: one device.
+    - `trainable`: which leaves of the model train: an Equinox filter spec (a PyTree of bools
+        matching the model, or a function `leaf -> bool`); default: every inexact array. A
+        correction network around a fixed physics stepper trains with the stepper masked out.
+    - `canonical_convolutions`: run the model's convolutions in XLA:CPU's fast layout
+        (`trainax_fd.canonical_convolutions`); `None` (default): on CPU, when the loss has any.
+    - `compiler_options`: XLA compile options for the training chunks (opt-in; options the
+        installed XLA refuses fall back to the defaults with a warning).
+
+    Call it as `trainer(model, key=key)` to train, or `trainer(result)` to continue.
     """
 
-    windows: Windows
-    configuration: AbstractConfiguration
+    source: AbstractDataSource
+    objective: AbstractObjective
     optimizer: optax.GradientTransformation
     metrics: tuple[AbstractMetric, ...]
     host_callbacks: tuple[AbstractHostCallback, ...]
+    trainable: Any = eqx.field(static=True)
     num_steps: int = eqx.field(static=True)
-    batch_size: int = eqx.field(static=True)
     chunk_size: int = eqx.field(static=True)
-    batching: str = eqx.field(static=True)
-    reduction: Callable = eqx.field(static=True)
     mesh: Mesh | None = eqx.field(static=True)
+    canonical_convolutions: bool | None = eqx.field(static=True)
+    compiler_options: Options = eqx.field(static=True)
 
     def __init__(
         self,
-        trajectories: PyTree[Array],
-        configuration: AbstractConfiguration,
+        data: PyTree[Array] | AbstractDataSource,
+        objective: Any,
         optimizer: optax.GradientTransformation,
         *,
         num_steps: int,
-        batch_size: int,
+        batch_size: int | None = None,
         starts: Literal["all", "initial"] = "all",
         window_length: int | None = None,
+        batching: AbstractBatching = DropRemainder(),
+        reduction: Callable = jnp.mean,
         callbacks: Sequence[AbstractMetric | AbstractHostCallback] = (),
         chunk_size: int | None = None,
-        batching: Literal["drop_remainder", "trainax"] = "drop_remainder",
-        reduction: Callable = jnp.mean,
         mesh: Mesh | None = None,
+        trainable: Any = None,
+        canonical_convolutions: bool | None = None,
+        compiler_options: Mapping[str, Any] | None = None,
     ):
-        if not isinstance(configuration, AbstractConfiguration):
-            raise TypeError(
-                "`configuration` must be an `AbstractConfiguration` (see "
-                f"`trainax_fd.configurations`), got {type(configuration).__name__}."
-            )
         if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
             raise TypeError(
                 "`optimizer` must be an `optax.GradientTransformation`, got "
                 f"{type(optimizer).__name__}."
             )
-        if batching not in _BATCHING:
-            raise ValueError(f"`batching` must be one of {_BATCHING}, got {batching!r}.")
         check_int("num_steps", num_steps)
-        check_int("batch_size", batch_size)
-        length = configuration.window_length if window_length is None else window_length
-        check_int("window_length", length)
-        if length < configuration.window_length:
+        if mesh is not None and not isinstance(mesh, Mesh):
+            raise TypeError(f"`mesh` must be a `jax.sharding.Mesh`, got {type(mesh).__name__}.")
+        if canonical_convolutions not in (None, True, False):
             raise ValueError(
-                f"`window_length` must be at least {configuration.window_length} for "
-                f"{type(configuration).__name__}, got {length}."
+                f"`canonical_convolutions` must be True, False or None, got "
+                f"{canonical_convolutions!r}."
             )
-        if mesh is not None:
-            if not isinstance(mesh, Mesh):
-                raise TypeError(f"`mesh` must be a `jax.sharding.Mesh`, got {type(mesh).__name__}.")
-            trajectories = jax.device_put(trajectories, NamedSharding(mesh, PartitionSpec()))
-        windows = Windows(trajectories, length, starts=starts)
-        if configuration.ic_only:  # keep only the states that start a window
-            last = windows.windows_per_sample
-            windows = Windows(
-                jax.tree_util.tree_map(lambda x: x[:, :last], windows.trajectories), 1
-            )
-        if batch_size > windows.num_windows:
-            warnings.warn(
-                f"`batch_size` ({batch_size}) is larger than the number of windows "
-                f"({windows.num_windows}); training full-batch with {windows.num_windows} "
-                "windows per step.",
-                UserWarning,
-                stacklevel=2,
-            )
-            batch_size = windows.num_windows
+        if trainable is not None and not callable(trainable):
+            leaves = jax.tree_util.tree_leaves(trainable)
+            if not all(isinstance(x, bool) or callable(x) for x in leaves):
+                raise TypeError(
+                    "`trainable` must be an Equinox filter spec: a PyTree of bools (or "
+                    f"functions `leaf -> bool`) matching the model, or one function; got {trainable!r}."
+                )
+        self.source, self.objective = build_source(
+            data, objective, batch_size=batch_size, starts=starts, window_length=window_length,
+            batching=batching, reduction=reduction, mesh=mesh,
+        )  # fmt: skip
         callbacks = tuple(callbacks)
         for c in callbacks:
             if not isinstance(c, AbstractMetric | AbstractHostCallback):
@@ -157,257 +146,133 @@ class Trainer(eqx.Module):
         names = [c.name for c in callbacks if isinstance(c, AbstractMetric)]
         if len(set(names)) != len(names):
             raise ValueError(f"`callbacks` metric names must be unique, got {names}.")
-        self.windows, self.configuration, self.optimizer = windows, configuration, optimizer
+        self.optimizer = optimizer
         self.metrics = tuple(c for c in callbacks if isinstance(c, AbstractMetric))
         self.host_callbacks = tuple(c for c in callbacks if isinstance(c, AbstractHostCallback))
-        self.num_steps, self.batch_size = num_steps, batch_size
-        chunk = min(num_steps, 500) if chunk_size is None else chunk_size
-        self.chunk_size = check_int("chunk_size", chunk)
-        self.batching, self.reduction, self.mesh = batching, reduction, mesh
-        if mesh is not None:
-            size = mesh.shape[mesh.axis_names[0]]
-            sizes = [("batch_size", batch_size)]
-            if batching == "trainax":
-                last = windows.num_windows - (self.batches_per_epoch - 1) * batch_size
-                sizes.append(("the last batch of an epoch", last))
-            for name, n in sizes:
-                if n % size:
-                    raise ValueError(
-                        f"{name} ({n}) must be divisible by the size of `mesh` axis "
-                        f"{mesh.axis_names[0]!r} ({size}) for data-parallel training."
-                    )
+        self.trainable = trainable
+        self.num_steps = num_steps
+        self.chunk_size = check_int(
+            "chunk_size", min(num_steps, 500) if chunk_size is None else chunk_size
+        )
+        self.mesh = mesh
+        self.canonical_convolutions = canonical_convolutions
+        self.compiler_options = check_compiler_options(compiler_options)
 
-    # -- batches -----------------------------------------------------------------------
+    # -- what the trainer reads --------------------------------------------------------
+    @property
+    def windows(self) -> Windows:
+        """The lazy windows of a training on trajectories."""
+        dataset = getattr(self.source, "dataset", None)
+        if not isinstance(dataset, Windows):
+            raise AttributeError(f"This trainer's data source has no windows: {self.source}.")
+        return dataset
+
+    @property
+    def configuration(self):
+        """The configuration of a training on windows."""
+        if not isinstance(self.objective, WindowObjective):
+            raise AttributeError(f"This trainer's objective is no configuration: {self.objective}.")
+        return self.objective.configuration
+
+    @property
+    def batch_size(self) -> int | None:
+        return getattr(self.source, "batch_size", None)
+
     @property
     def batches_per_epoch(self) -> int:
-        n = self.windows.num_windows
-        if self.batching == "trainax":
-            return math.ceil(n / self.batch_size)
-        return n // self.batch_size
-
-    def _epoch_key(self, key, epoch):
-        if self.batching == "trainax":  # trainax: key_(e+1) = split(key_e)[0]
-            return lax.fori_loop(0, epoch, lambda _, k: jax.random.split(k)[0], key)
-        return jax.random.fold_in(key, epoch)
-
-    def _next_epoch_key(self, key, epoch_key, epoch):
-        if self.batching == "trainax":
-            return jax.random.split(epoch_key)[0]
-        return jax.random.fold_in(key, epoch)
-
-    def batch_indices(self, key, step: int) -> Array:
-        """The flat window indices of step `step` (for inspection; the loop builds them itself)."""
-        key = _raw_key(key)
-        epoch, b = divmod(step, self.batches_per_epoch)
-        perm = jax.random.permutation(self._epoch_key(key, epoch), self.windows.num_windows)
-        stop = min((b + 1) * self.batch_size, self.windows.num_windows)
-        return perm[b * self.batch_size : stop]
+        return self.source.batches_per_epoch
 
     @property
     def full_batch(self) -> bool:
-        """Whether every step sees all windows (then no permutation is drawn: order does not
-        change a batch loss)."""
-        return self.batch_size == self.windows.num_windows
+        return getattr(self.source, "full_batch", False)
 
-    def _gather(self, index):
-        index = jnp.asarray(index, jnp.int32)
-        sample, start = jnp.divmod(index, jnp.int32(self.windows.windows_per_sample))
-        return self.windows.take(sample, start)
+    def batch_indices(self, key, step: int) -> Array:
+        """The example indices of step `step` (for inspection; the loop draws its own)."""
+        return self.source.batch_indices(_raw_key(key), step)
+
+    def partition(self, model) -> tuple[PyTree, PyTree]:
+        """`(params, static)`: the trainable inexact arrays of `model`, and the rest."""
+        if self.trainable is None:
+            return eqx.partition(model, eqx.is_inexact_array)
+        chosen, frozen = eqx.partition(model, self.trainable)
+        params, rest = eqx.partition(chosen, eqx.is_inexact_array)
+        return params, eqx.combine(rest, frozen)
 
     # -- losses ------------------------------------------------------------------------
-    def batch_loss(self, stepper, batch: PyTree[Array], configuration=None) -> Scalar:
-        """`sum_l weights[l] * reduction(level_losses[:, l])` over a batch `(batch, time, ...)`."""
-        configuration = self.configuration if configuration is None else configuration
-        losses = jax.vmap(configuration.level_losses, in_axes=(None, 0))(stepper, batch)
-        reduced = jax.vmap(self.reduction, in_axes=1)(losses)
-        return jnp.sum(configuration.weights.astype(reduced.dtype) * reduced)
+    def batch_loss(self, model, batch: PyTree[Array], objective=None, state=None) -> Scalar:
+        """The loss of `batch` under `objective` (default: the training objective)."""
+        objective = self.objective if objective is None else objective
+        return objective(model, batch, state)
 
-    @eqx.filter_jit
-    def full_loss(self, stepper, *, chunk_size: int | None = None) -> Scalar:
-        """The loss over all windows, evaluated `chunk_size` windows at a time.
+    def full_loss(self, model, *, state=None, chunk_size: int | None = None, key=None) -> Scalar:
+        """The loss over the whole data set, evaluated `chunk_size` examples at a time, as if
+        all were one batch; for a `Sampler`, the loss of the batch drawn with `key` (default
+        `jax.random.key(0)`). A stateful model is evaluated in inference mode. Compiled; works
+        under `eqx.filter_vmap` over a batch of models.
 
-        Works under `eqx.filter_vmap` over a batch of steppers.
-
-        **Arguments:**
-
-        - `stepper`: the stepper to evaluate.
-        - `chunk_size`: windows per chunk (static); default: about 128 MB of windows.
-
-        **Returns:** a scalar, the batch loss as if all windows were one batch.
+        **Returns:** a scalar.
         """
-        n = self.windows.num_windows
-        if chunk_size is None:
-            nbytes = sum(
-                x[0, : self.windows.length].nbytes
-                for x in jax.tree_util.tree_leaves(self.windows.trajectories)
-            )
-            chunk_size = max(1, min(n, 2**27 // max(nbytes, 1)))
-        check_int("chunk_size", chunk_size)
-        chunks = math.ceil(n / chunk_size)
-        index = jnp.minimum(jnp.arange(chunks * chunk_size), n - 1).reshape(chunks, chunk_size)
-
-        def all_losses(stepper, index):
-            def chunk(idx):
-                batch = self._gather(idx)
-                return jax.vmap(self.configuration.level_losses, in_axes=(None, 0))(stepper, batch)
-
-            return lax.map(chunk, index)
-
-        if jax.default_backend() == "cpu" and stepper_has_convolutions(
-            stepper, self.windows.trajectories
-        ):  # convolutions inside `lax.map`'s loop: see `_layout`
-            losses = call_canonical(all_losses, stepper, index)
-        else:
-            losses = all_losses(stepper, index)
-        losses = losses.reshape(chunks * chunk_size, -1)[:n]
-        reduced = jax.vmap(self.reduction, in_axes=1)(losses)
-        return jnp.sum(self.configuration.weights.astype(reduced.dtype) * reduced)
+        return _full_loss(self, model, state, chunk_size, key)
 
     # -- results -----------------------------------------------------------------------
-    def _example_batch(self):
-        return self.windows.gather(jnp.zeros(self.batch_size, jnp.int32))
-
-    def init(self, stepper, *, key) -> TrainResult:
+    def init(self, model, *, key, state=None) -> TrainResult:
         """A `TrainResult` at step 0: optimizer initialised, histories empty (`nan`, zeros)."""
-        stepper = strong_types(stepper)
-        params = eqx.filter(stepper, eqx.is_inexact_array)
+        raw = _raw_key(key)
+        model, state = _loop.strong_types((model, state))
+        params, static = self.partition(model)
+        batch = self.source.example_batch()
+        loss = jax.eval_shape(
+            lambda p, s, b: _loop.loss_and_state(self.objective, eqx.combine(p, static), b, s)[0],
+            _shapes(params), _shapes(state), batch,
+        )  # fmt: skip
         metrics = {}
-        if self.metrics:
-            batch = eqx.filter_eval_shape(self._example_batch)
         for m in self.metrics:
-            shapes = eqx.filter_eval_shape(m, jnp.asarray(0), stepper, batch, self)
+            shapes = jax.eval_shape(
+                lambda p, b, m=m: m(jnp.asarray(0), eqx.combine(p, static), b, self),
+                _shapes(params), batch,
+            )  # fmt: skip
             records = math.ceil(self.num_steps / m.every)
             metrics[m.name] = jax.tree_util.tree_map(
                 lambda s, r=records: jax.device_put(np.zeros((r, *s.shape), s.dtype)), shapes
             )
-        # NumPy buffers moved to the device: no small programs to compile before training.
-        dtypes = [x.dtype for x in jax.tree_util.tree_leaves((params, self.windows.trajectories))]
-        dtype = jnp.result_type(*[d for d in dtypes if jnp.issubdtype(d, jnp.inexact)] or [float])
+        with jax.numpy_dtype_promotion("standard"):
+            opt_state = _init_optimizer(self.optimizer, params)
         return TrainResult(
-            stepper=stepper,
-            opt_state=optimizer_init(self.optimizer, params),
+            model=model,
+            model_state=state,
+            opt_state=opt_state,
             step=jax.device_put(np.int32(0)),
-            key=_raw_key(key),
-            loss_history=jax.device_put(np.full(self.num_steps, np.nan, dtype)),
+            key=raw,
+            loss_history=jax.device_put(np.full(self.num_steps, np.nan, loss.dtype)),
             metrics=metrics,
         )
 
-    def restore(self, path: str | os.PathLike, stepper) -> TrainResult:
-        """Read a checkpoint written by `Checkpoint`; `stepper` is a template of the same
-        architecture. Pass the result to the trainer to continue."""
-        return load_result(path, self.init(stepper, key=jax.random.key(0)))
+    def restore(self, path: str | os.PathLike, model, *, state=None) -> TrainResult:
+        """Read a checkpoint written by `Checkpoint`; `model` (and `state`) are templates of
+        the same architecture. Pass the result to the trainer to continue."""
+        return load_result(path, self.init(model, key=jax.random.key(0), state=state))
 
     def _fit(self, result: TrainResult) -> TrainResult:
-        """Histories resized to this trainer's `num_steps` (continuing a shorter run)."""
+        """Histories resized to this trainer's `num_steps` and metrics (a continuation)."""
 
         def resize(x, records):
             if x.shape[0] >= records:
                 return x[:records]
-            pad = jnp.full((records - x.shape[0], *x.shape[1:]), jnp.nan, x.dtype)
-            return jnp.concatenate([x, pad if jnp.issubdtype(x.dtype, jnp.inexact) else pad * 0])
+            pad = np.full((records - x.shape[0], *x.shape[1:]), np.nan)
+            return jnp.concatenate([x, jnp.asarray(pad if jnp.issubdtype(x.dtype, jnp.inexact) else pad * 0, x.dtype)])
 
+        fresh = self.init(result.model, key=jax.random.key(0), state=result.model_state).metrics
         metrics = {
             m.name: jax.tree_util.tree_map(
                 lambda x, m=m: resize(x, math.ceil(self.num_steps / m.every)),
                 result.metrics[m.name],
             )
+            if m.name in result.metrics
+            else fresh[m.name]
             for m in self.metrics
         }
         history = resize(result.loss_history, self.num_steps)
         return eqx.tree_at(lambda r: (r.loss_history, r.metrics), result, (history, metrics))
-
-    # -- the compiled chunk ------------------------------------------------------------
-    def _step(self, static, start, base_key, carry):
-        params, opt_state, epoch_key, perm, history, metrics, failed, s = carry
-        epoch, b = jnp.divmod(s, self.batches_per_epoch)
-        if not self.full_batch:
-            new_epoch = (b == 0) & (s != start)
-            next_key = self._next_epoch_key(base_key, epoch_key, epoch)
-            epoch_key = jnp.where(new_epoch, next_key, epoch_key)
-            perm = lax.cond(
-                new_epoch,
-                lambda: jax.random.permutation(epoch_key, perm.shape[0]).astype(perm.dtype),
-                lambda: perm,
-            )
-
-        def compute(size):
-            def run():
-                if self.full_batch:
-                    batch = self._gather(np.arange(size))
-                else:
-                    batch = self._gather(lax.dynamic_slice_in_dim(perm, b * self.batch_size, size))
-                if self.mesh is not None:  # data parallel: windows over the first mesh axis
-                    spec = PartitionSpec(self.mesh.axis_names[0])
-                    batch = lax.with_sharding_constraint(batch, NamedSharding(self.mesh, spec))
-                stepper = eqx.combine(params, static)
-                loss, grads = jax.value_and_grad(
-                    lambda p: self.batch_loss(eqx.combine(p, static), batch)
-                )(params)
-                new_metrics = {}
-                for m in self.metrics:
-                    record = s // m.every
-
-                    def write(buffers, m=m, record=record):
-                        value = m(s, stepper, batch, self)
-                        return jax.tree_util.tree_map(
-                            lambda buf, v: buf.at[record].set(v.astype(buf.dtype)), buffers, value
-                        )
-
-                    new_metrics[m.name] = lax.cond(
-                        s % m.every == 0, write, lambda x: x, metrics[m.name]
-                    )
-                return loss, grads, new_metrics
-
-            return run
-
-        n, last = self.windows.num_windows, self.batch_size
-        if self.batching == "trainax":
-            last = n - (self.batches_per_epoch - 1) * self.batch_size
-        if last == self.batch_size:
-            loss, grads, metrics = compute(self.batch_size)()
-        else:  # trainax's short last batch: a second branch, no recompilation
-            loss, grads, metrics = lax.cond(
-                b == self.batches_per_epoch - 1, compute(last), compute(self.batch_size)
-            )
-        with jax.numpy_dtype_promotion("standard"):  # optax mixes Python floats and counts
-            updates, new_opt_state = self.optimizer.update(grads, opt_state, params)
-        new_params = optax.apply_updates(params, updates)
-        ok = jnp.isfinite(loss) & _all_finite(grads)
-        params = _where_tree(ok, new_params, params)
-        opt_state = _where_tree(ok, new_opt_state, opt_state)
-        history = history.at[s].set(loss.astype(history.dtype))
-        failed = jnp.where(ok, failed, s)
-        return params, opt_state, epoch_key, perm, history, metrics, failed, jnp.where(ok, s + 1, s)
-
-    def _chunk(self, result: TrainResult, stop: Array) -> tuple[TrainResult, Array, Array]:
-        """Steps up to `stop` (at most `chunk_size`); **returns** `(result, failed, loss)`:
-        the step of a non-finite loss or `-1`, and the last finite loss."""
-        return _chunk(self, result, stop)
-
-    def _chunk_body(self, result: TrainResult, stop: Array) -> tuple[TrainResult, Array, Array]:
-        TRACES["chunk"] += 1
-        params, static = eqx.partition(result.stepper, eqx.is_inexact_array)
-        start = result.step
-        if self.full_batch:
-            epoch_key, perm = result.key, jnp.zeros(0, jnp.int32)
-        else:
-            epoch_key = self._epoch_key(result.key, start // self.batches_per_epoch)
-            perm = jax.random.permutation(epoch_key, self.windows.num_windows).astype(jnp.int32)
-        carry = (
-            params, result.opt_state, epoch_key, perm, result.loss_history, result.metrics,
-            jnp.asarray(-1, jnp.int32), start,
-        )  # fmt: skip
-
-        carry = lax.while_loop(
-            lambda c: (c[-1] < stop) & (c[-2] < 0),  # steps left, all finite so far
-            lambda c: self._step(static, start, result.key, c),
-            carry,
-        )
-        params, opt_state, _, _, history, metrics, failed, step = carry
-        result = TrainResult(
-            eqx.combine(params, static), opt_state, step, result.key, history, metrics
-        )
-        return result, failed, history[jnp.maximum(step - 1, 0)]
 
     # -- the host loop -----------------------------------------------------------------
     def _next_stop(self, step: int) -> int:
@@ -416,14 +281,29 @@ class Trainer(eqx.Module):
             stop = min(stop, (step // c.every + 1) * c.every)
         return stop
 
-    def __call__(self, stepper, *, key=None, progress: bool = True) -> TrainResult:
-        """Train `stepper` for `num_steps` steps, or continue a `TrainResult` to `num_steps`.
+    def _canonical(self, result: TrainResult) -> bool:
+        params, static = self.partition(result.model)
+        return wants_canonical(
+            self.canonical_convolutions,
+            lambda p, s, b: _loop.loss_and_state(self.objective, eqx.combine(p, static), b, s)[0],
+            params, result.model_state, self.source.example_batch(),
+        )  # fmt: skip
+
+    def __call__(
+        self, model, *, key=None, state=None, progress: bool = True
+    ) -> TrainResult:
+        """Train `model` for `num_steps` steps, or continue a `TrainResult` up to `num_steps`.
+
+        Continuing is how a curriculum runs: `Trainer(data, Supervised(5), optimizer,
+        num_steps=2000)(result_of_1000_one_step_updates)` takes 1000 more steps with rollout
+        5, the optimizer state and the data key carried over (the same optimizer is needed).
 
         **Arguments:**
 
-        - `stepper`: an Equinox stepper (one sample to the next), or a `TrainResult` to
-            continue (then `key` must be `None`: the result holds it).
-        - `key`: the `jax.random` key that shuffles the windows (keyword-only).
+        - `model`: an Equinox model, or a `TrainResult` to continue (then `key` and `state`
+            must be `None`: the result holds them).
+        - `key`: the `jax.random` key of the run's data (shuffling, sampling); keyword-only.
+        - `state`: the model's `eqx.nn.State` (batch norm), or `None`.
         - `progress`: show a `tqdm` progress bar updated per chunk with the loss.
 
         **Returns:** a `TrainResult`.
@@ -431,22 +311,30 @@ class Trainer(eqx.Module):
         **Raises:** `NonFiniteLossError` naming the step when a loss or gradient is not finite;
         its `.result` holds the last finite state (also written by any `Checkpoint`).
         """
-        if isinstance(stepper, TrainResult):
-            if key is not None:
+        if isinstance(model, TrainResult):
+            if key is not None or state is not None:
                 raise ValueError(
-                    "`key` must be None when continuing a `TrainResult` (it holds its key), "
-                    f"got {key!r}."
+                    "`key` and `state` must be None when continuing a `TrainResult` (it holds "
+                    f"them), got key={key!r}, state={state!r}."
                 )
-            result = self._fit(strong_types(stepper))
+            done = int(model.step)
+            if done >= self.num_steps:
+                raise ValueError(
+                    f"`num_steps` ({self.num_steps}) must exceed the steps the result has "
+                    f"already taken ({done}) to continue it; build the trainer with "
+                    f"num_steps={done} + the steps to add."
+                )
+            result = self._fit(_loop.strong_types(model))
         else:
             if key is None:
                 raise ValueError("`key` must be given (keyword-only) to start a training.")
-            result = self.init(stepper, key=key)
+            result = self.init(model, key=key, state=state)
         if self.mesh is not None:  # parameters, optimizer state, histories: replicated
             replicated = NamedSharding(self.mesh, PartitionSpec())
             result = jax.tree_util.tree_map(
                 lambda x: jax.device_put(x, replicated) if eqx.is_array(x) else x, result
             )
+        canonical = self._canonical(result)
         step = int(result.step)
         with tqdm(total=self.num_steps, initial=step, disable=not progress, desc="training") as bar:
             for c in self.host_callbacks:
@@ -454,7 +342,10 @@ class Trainer(eqx.Module):
                     c(result, self.num_steps)
             while step < self.num_steps:
                 stop = jax.device_put(np.int32(self._next_stop(step)))
-                result, failed, last = self._chunk(result, stop)
+                result, failed, last = backend_call(
+                    _loop.chunk, self, result, stop, canonical=canonical,
+                    options=self.compiler_options,
+                )  # fmt: skip
                 new_step, failed = int(result.step), int(failed)
                 bar.update(new_step - step)
                 step = new_step
@@ -471,12 +362,36 @@ class Trainer(eqx.Module):
         return result
 
 
-def _chunk_canonical(trainer: Trainer, result: TrainResult, stop: Array):
-    """`Trainer._chunk_body`, its convolutions in XLA:CPU's fast layout when the stepper has
-    any (see `_layout`; the probe traces the stepper alone, the chunk is traced once)."""
-    if stepper_has_convolutions(result.stepper, trainer.windows.trajectories):
-        return call_canonical(Trainer._chunk_body, trainer, result, stop)
-    return trainer._chunk_body(result, stop)
+@eqx.filter_jit
+def _init_optimizer(optimizer, params):
+    return optimizer.init(params)
 
 
-_chunk = compiled(_chunk_canonical, other=Trainer._chunk_body)
+def _full_loss(trainer: Trainer, model, state, chunk_size, key):
+    source = trainer.source
+    dataset = getattr(source, "dataset", None)
+    if dataset is None:  # fresh data every step: the batch of step 0 drawn from `key`
+        raw = _raw_key(jax.random.key(0) if key is None else key)
+        return _source_loss(trainer.objective, source, model, state, raw)
+    if chunk_size is None:
+        chunk_size = _loop.default_chunk_size(dataset)
+    check_int("chunk_size", chunk_size)
+    canonical = wants_canonical(
+        trainer.canonical_convolutions,
+        lambda m, s, b: trainer.objective(m, b, s),
+        model, state, jax.eval_shape(dataset.examples, jax.ShapeDtypeStruct((1,), jnp.int32)),
+    )  # fmt: skip
+    return backend_call(
+        _loop.full_loss, trainer.objective, dataset, model, state, chunk_size, canonical=canonical
+    )
+
+
+@eqx.filter_jit
+def _source_loss(objective, source, model, state, key):
+    if state is not None:
+        model = eqx.nn.inference_mode(model)
+    step = jnp.int32(0)
+    out, _ = source.apply(
+        lambda b: objective(model, b, state), key, source.init_state(key, step), step
+    )
+    return out
