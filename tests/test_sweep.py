@@ -10,7 +10,7 @@ import optax
 import pytest
 
 from trainax_fd import configurations as C, trainers as T
-from trainax_fd.sweeps import SweepResult, _sweep, sweep
+from trainax_fd.sweeps import SweepResult, sweep
 
 OPTIMIZER = optax.inject_hyperparams(optax.adam)(learning_rate=1e-2)
 RATES = np.array([1e-3, 1e-2, 5e-2], np.float32)
@@ -82,21 +82,22 @@ def test_learning_rates_and_seeds_equal_separate_trainings(data):
     assert len(table.splitlines()) == 2 + 3
 
 
-def test_time_level_weights_per_member_and_one_trace(data):
+def test_time_level_weights_per_member_and_one_compilation(data, compiles):
     weights = [np.array(w, np.float32) for w in ([1, 0], [1, 1], [0.5, 2])]
     configs = [C.Supervised(2, time_level_weights=w) for w in weights]
     trainer = make(data)
-    before = _sweep.TRACES["sweep"]
-    swept = sweep(trainer, init(KEY), key=KEY, configurations=configs, progress=False)
-    sweep(trainer, init(KEY), key=jax.random.key(9), configurations=configs, progress=False)
-    assert _sweep.TRACES["sweep"] == before + 1  # same shapes: no second trace
+    swept = sweep(trainer, init(KEY), key=KEY, objectives=configs, progress=False)
+    stepper, key = init(KEY), jax.random.key(9)
+    with compiles() as c:
+        sweep(trainer, stepper, key=key, objectives=configs, progress=False)
+    assert c.count == 0  # same shapes: nothing compiles again
     for m, config in enumerate(configs):
         alone = make(data, config)(init(KEY), key=jax.random.split(KEY)[1], progress=False)
         assert_same(alone, swept.member(m))
-    np.testing.assert_array_equal(swept.values["configuration"], [0, 1, 2])
+    np.testing.assert_array_equal(swept.values["objective"], [0, 1, 2])
 
 
-def test_weakly_typed_leaves_compile_once(data):
+def test_weakly_typed_leaves_compile_once(data, compiles):
     class Scaled(eqx.Module):
         w: jax.Array
         scale: jax.Array  # weakly typed
@@ -104,13 +105,19 @@ def test_weakly_typed_leaves_compile_once(data):
         def __call__(self, u):
             return self.scale * Stencil3(self.w)(u)
 
-    before = _sweep.TRACES["sweep"]
-    result = sweep(
-        make(data), key=jax.random.key(0), progress=False, num_members=2,
-        init=lambda k: Scaled(init(k).w, jnp.asarray(1.0)),
-    )  # fmt: skip
-    assert _sweep.TRACES["sweep"] == before + 1  # two chunks, one compilation
-    assert np.all(np.asarray(result.results.step) == 6)
+    def scaled(k):
+        return Scaled(init(k).w, jnp.asarray(1.0))
+
+    key = jax.random.key(0)
+    sweep(make(data, chunk_size=6), key=key, progress=False, num_members=2, init=scaled)
+    counts = []
+    for chunk_size in (7, 4):  # one chunk, then two chunks: the same compilations
+        trainer = make(data, chunk_size=chunk_size)
+        with compiles() as c:
+            result = sweep(trainer, key=key, progress=False, num_members=2, init=scaled)
+        counts.append(c.count)
+        assert np.all(np.asarray(result.results.step) == 6)
+    assert counts[0] == counts[1]
 
 
 def test_a_diverging_member_stops_alone(data):
@@ -154,9 +161,9 @@ def test_errors(data):
     with pytest.raises(ValueError, match=re.escape("`optax.inject_hyperparams` (once")):
         sweep(plain, stepper, key=KEY, hyperparams={"learning_rate": RATES})
     with pytest.raises(ValueError, match=re.escape("only in array values")):
-        sweep(trainer, stepper, key=KEY, configurations=[C.Supervised(2), C.Supervised(1)])
-    with pytest.raises(TypeError, match=re.escape("`configurations` must hold configurations")):
-        sweep(trainer, stepper, key=KEY, configurations=[C.Supervised(2), "x"])
+        sweep(trainer, stepper, key=KEY, objectives=[C.Supervised(2), C.Supervised(1)])
+    with pytest.raises(TypeError, match=re.escape("`objectives` must hold objectives")):
+        sweep(trainer, stepper, key=KEY, objectives=[C.Supervised(2), "x"])
     with pytest.raises(ValueError, match=re.escape("`shuffle` must be")):
         sweep(trainer, stepper, key=KEY, num_members=2, shuffle="own")
     checkpointing = make(data, callbacks=[T.Checkpoint("unused.eqx", 2)])

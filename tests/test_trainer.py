@@ -1,6 +1,5 @@
 """The compiled Trainer: against a hand-written optax loop, resume, NaN stop, full loss."""
 
-import functools
 import math
 import re
 
@@ -11,9 +10,7 @@ import numpy as np
 import optax
 import pytest
 
-from trainax_fd import Grid, _cpu, configurations as C, trainers as T
-from trainax_fd.reference import random_fourier, sine
-from trainax_fd.trainers import _trainer
+from trainax_fd import configurations as C, data as D, trainers as T
 
 OPTIMIZER = optax.adam(1e-2)  # one object: trainers sharing it share compilations
 
@@ -93,12 +90,12 @@ class Interrupt(T.AbstractHostCallback):
             raise KeyboardInterrupt
 
 
-def test_no_retrace_and_resume_is_bit_exact(data, tmp_path):
+def test_no_recompilation_and_resume_is_bit_exact(data, tmp_path, compiles):
     trainer = make(data, callbacks=[T.WeightNorm(2)])
-    before = _trainer.TRACES["chunk"]
     full = trainer(STEPPER, key=KEY, progress=False)
-    again = trainer(STEPPER, key=KEY, progress=False)
-    assert _trainer.TRACES["chunk"] == before + 1  # 3 chunks x 2 calls, one trace
+    with compiles() as c:
+        again = trainer(STEPPER, key=KEY, progress=False)
+    assert c.count == 0  # 3 chunks, the second call: nothing compiles again
     np.testing.assert_array_equal(full.stepper.w, again.stepper.w)
 
     path = tmp_path / "run.eqx"
@@ -124,12 +121,16 @@ class WeakScale(eqx.Module):
         return self.scale * Stencil3(self.w)(u)
 
 
-def test_weakly_typed_leaves_compile_once(data):
+def test_weakly_typed_leaves_compile_once(data, compiles):
     stepper = WeakScale(jnp.array([0.1, 0.6, 0.2]), jnp.asarray(0.9))
     assert stepper.scale.weak_type
-    before = _trainer.TRACES["chunk"]
-    result = make(data, num_steps=7, chunk_size=3)(stepper, key=KEY, progress=False)  # 3 chunks
-    assert _trainer.TRACES["chunk"] == before + 1  # typed as the chunk returns it
+    make(data, num_steps=7, chunk_size=7)(stepper, key=KEY, progress=False)  # warm-up
+    counts = []
+    for chunk_size in (8, 3):  # one chunk, then three: typed as the chunk returns it
+        with compiles() as c:
+            result = make(data, num_steps=7, chunk_size=chunk_size)(stepper, key=KEY, progress=False)
+        counts.append(c.count)
+    assert counts[0] == counts[1]
     assert not result.stepper.scale.weak_type and int(result.step) == 7
 
 
@@ -162,7 +163,7 @@ def test_full_loss_is_chunked_and_vmappable(data):
 
 
 def test_trainax_batching_keeps_a_short_last_batch(data):
-    trainer = make(data, batching="trainax", batch_size=10)  # 33 windows: 10, 10, 10, 3
+    trainer = make(data, batching=D.TrainaxBatching(), batch_size=10)  # 33: 10, 10, 10, 3
     assert trainer.batches_per_epoch == 4
     sizes = [len(trainer.batch_indices(KEY, s)) for s in range(4)]
     assert sizes == [10, 10, 10, 3]
@@ -202,18 +203,6 @@ def test_ic_only_configurations_store_only_initial_conditions(data):
     assert initial.windows.trajectories.shape == (3, 1, 1, 16)
 
 
-@pytest.mark.skipif(_cpu._MALLOC_TRIM is None, reason="malloc_trim is glibc's")
-def test_compiler_memory_is_returned_before_the_chunk_runs(data):
-    trainer = make(data, num_steps=2, batch_size=5, config=C.Supervised(3))  # a new program
-    count = _cpu.TRIMS["count"]
-    trainer(STEPPER, key=KEY, progress=False)
-    assert _cpu.TRIMS["count"] == count + 1  # after the chunk compiled, before it ran
-    trainer(STEPPER, key=KEY, progress=False)
-    assert _cpu.TRIMS["count"] == count + 1  # cached: nothing compiled, nothing to return
-    jax.jit(lambda x: x * 3.0 + 1.0)(jnp.ones(5)).block_until_ready()
-    assert _cpu.TRIMS["count"] == count + 1  # compilations outside the package: untouched
-
-
 def test_errors(data):
     with pytest.raises(ValueError, match=re.escape("the rollout is longer than the trajectories")):
         make(data, config=C.Supervised(13))
@@ -225,91 +214,17 @@ def test_errors(data):
         make(data)(lambda u: u[:, ::2], key=KEY, progress=False)
     with pytest.raises(ValueError, match=re.escape("`key` must be given")):
         make(data)(STEPPER, progress=False)
-    with pytest.raises(TypeError, match=re.escape("`configuration` must be an")):
+    with pytest.raises(TypeError, match=re.escape("`objective` must be an `AbstractObjective`")):
         T.Trainer(data, "supervised", OPTIMIZER, num_steps=1, batch_size=1)
     with pytest.raises(TypeError, match=re.escape("`optimizer` must be an")):
         T.Trainer(data, C.Supervised(1), None, num_steps=1, batch_size=1)
-    with pytest.raises(ValueError, match=re.escape("`batching` must be one of")):
+    with pytest.raises(TypeError, match=re.escape("`batching` must be an `AbstractBatching`")):
         make(data, batching="ragged")
-    with pytest.raises(ValueError, match=re.escape("`window_length` must be at least 3")):
+    with pytest.raises(ValueError, match=re.escape("windows must hold at least 3 time levels")):
         make(data, window_length=2)
     with pytest.raises(ValueError, match=re.escape("`num_steps` must be an int >= 1")):
         make(data, num_steps=0)
     with pytest.raises(TypeError, match=re.escape("`key` must be a `jax.random.key`")):
         make(data).init(STEPPER, key=3)
-    with pytest.warns(UserWarning, match=re.escape("training full-batch with 33 windows")):
+    with pytest.warns(UserWarning, match=re.escape("training full-batch with 33 examples")):
         assert make(data, batch_size=100).batch_size == 33
-
-
-def test_compiled_picks_cpu_options_only_at_the_top_level():
-    """`_cpu.compiled`: XLA:CPU's options for concrete CPU arrays; inside `jit`, `vmap` or
-    `grad` the plain program (JAX takes compile options only at the top level)."""
-
-    @_cpu.compiled
-    def double(x):
-        return 2.0 * x
-
-    x = jnp.arange(3.0)
-    np.testing.assert_array_equal(double(x), 2.0 * x)
-    np.testing.assert_array_equal(jax.jit(double)(x), 2.0 * x)
-    np.testing.assert_array_equal(jax.vmap(double)(x), 2.0 * x)
-    assert float(jax.grad(lambda v: double(v).sum())(x)[0]) == 2.0
-    assert _cpu._cpu_options_apply((x, {"k": 1})) and _cpu._cpu_options_apply(
-        ()
-    )  # CPU backend here
-    seen = []
-    jax.jit(lambda v: seen.append(_cpu._cpu_options_apply(v)) or v)(x)
-    assert seen == [False]  # a tracer
-    assert _cpu._TRACE_STATE_CLEAN is not None  # JAX's internal check is still where it was
-    # under a trace, constants and calls without arrays get the plain program too
-    np.testing.assert_array_equal(jax.jit(lambda: double(x))(), 2.0 * x)
-    grid = Grid(8)
-    np.testing.assert_array_equal(jax.jit(lambda: sine(grid))(), sine(grid))
-    key = jax.random.key(0)
-    np.testing.assert_allclose(
-        jax.jit(lambda: random_fourier(grid, key=key))(), random_fourier(grid, key=key), rtol=1e-6
-    )
-
-
-def test_compiled_asks_short_whether_to_use_the_cpu_options():
-    """`compiled(fn, short=...)`: the fast-compiling program only for short runs; a long one
-    is the other (default-options) program, compiled apart; each cached."""
-    traces, long_run = [], [False]
-
-    @functools.partial(_cpu.compiled, short=lambda x: not long_run[0])
-    def double(x):
-        traces.append(1)
-        return 2.0 * x
-
-    x = jnp.arange(3.0)
-    double(x), double(x)
-    assert len(traces) == 1
-    long_run[0] = True
-    np.testing.assert_array_equal(double(x), 2.0 * x)
-    double(x)
-    assert len(traces) == 2
-
-
-def test_compiled_draw_batches_keys_under_every_transformation():
-    """`_cpu.compiled_draw`: the same draws eagerly, under an eager `vmap` over keys (its own
-    rule: one batched program), nested `vmap`s, `jit(vmap)`, and a `vmap` over something else
-    with one key (unbatched result broadcast by JAX)."""
-
-    @_cpu.compiled_draw
-    def draw(key, shape):
-        a, b = jax.random.split(key)
-        return {"u": jax.random.uniform(a, shape), "none": None, "n": jax.random.normal(b, ())}
-
-    keys = jax.random.split(jax.random.key(3), 6)
-    each = [draw(k, (2,)) for k in keys]
-    expected = {n: np.stack([e[n] for e in each]) for n in ("u", "n")}
-    for name, out in [
-        ("vmap", jax.vmap(draw, (0, None))(keys, (2,))),
-        ("jit(vmap)", jax.jit(jax.vmap(lambda k: draw(k, (2,))))(keys)),
-        ("vmap(vmap)", jax.vmap(jax.vmap(lambda k: draw(k, (2,))))(keys.reshape(2, 3))),
-    ]:
-        assert out["none"] is None, name
-        for n in ("u", "n"):
-            np.testing.assert_array_equal(out[n].reshape(expected[n].shape), expected[n], name)
-    other = jax.vmap(lambda x: draw(keys[0], (2,))["u"] * x)(jnp.arange(3.0))
-    np.testing.assert_array_equal(other, np.outer(np.arange(3.0), each[0]["u"]))

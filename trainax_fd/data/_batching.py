@@ -70,3 +70,7 @@ class TrainaxBatching(AbstractBatching):
 
     def next_epoch_key(self, key, epoch_key, epoch):
         return jax.random.split(epoch_key)[0]
+
+
+#: The default strategy (a stateless Module, safe to share).
+DROP_REMAINDER = DropRemainder()

@@ -51,4 +51,3 @@ class Pairs(AbstractDataset):
     def examples(self, index):
         take = lambda tree: jax.tree_util.tree_map(lambda x: x[index], tree)  # noqa: E731
         return take(self.inputs), take(self.targets)
-

@@ -12,7 +12,7 @@ from jax import lax
 from jaxtyping import Array, Int, PyTree
 
 from .._checks import check_int
-from ._batching import AbstractBatching, DropRemainder
+from ._batching import DROP_REMAINDER, AbstractBatching
 from ._dataset import AbstractDataset
 
 
@@ -61,7 +61,7 @@ class Shuffled(AbstractDataSource):
         dataset: AbstractDataset,
         batch_size: int,
         *,
-        batching: AbstractBatching = DropRemainder(),
+        batching: AbstractBatching = DROP_REMAINDER,
     ):
         if not isinstance(dataset, AbstractDataset):
             raise TypeError(
@@ -130,8 +130,9 @@ class Shuffled(AbstractDataSource):
         epoch_key, perm = lax.cond(
             new_epoch != epoch, advance, lambda k: (k, perm), epoch_key
         )  # steps run in order: the epoch only ever moves on by one
-        size, last = self.batch_size, self.batching.last_batch_size(
-            self.num_examples, self.batch_size
+        size, last = (
+            self.batch_size,
+            self.batching.last_batch_size(self.num_examples, self.batch_size),
         )
 
         def run(n):

@@ -1,25 +1,26 @@
-"""The full loss of a configuration over all windows of a data set, without an optimizer."""
+"""The full loss of an objective over a whole data set, without an optimizer."""
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import equinox as eqx
 import jax.numpy as jnp
-import optax
 from jaxtyping import Array, PyTree
 
 from .._custom_types import Scalar
-from ..configurations import AbstractConfiguration
-from ..data import Windows
-from ..trainers import Trainer
+from ..data import AbstractDataset, AbstractDataSource
+from ..objectives import AbstractObjective, WindowObjective, as_objective
+from ..trainers._sources import build_dataset
+from ..trainers._trainer import full_loss_of
 
 
 class FullLoss(eqx.Module):
-    """A configuration's loss over all windows of some trajectories, as a `Trainer` sees it.
+    """An objective's loss over a whole data set, as a `Trainer` on the same data sees it.
 
-    The windows, the reduction and the evaluation are those of a `Trainer` built with the same
-    arguments, so `FullLoss(data, config)(stepper)` equals
-    `Trainer(data, config, ...).full_loss(stepper)`; no optimizer is needed.
+    `FullLoss(data, objective)(model)` equals `Trainer(data, objective, ...).full_loss(model)`;
+    no optimizer is needed. Data and objective are taken as the `Trainer` takes them
+    (trajectories with a configuration; a data set such as `Pairs` or `Windows`; a `Sampler`,
+    whose loss is that of the batch drawn with `key`).
 
     A configuration of rollout `n` reads windows of `n + 1` time levels by default, so longer
     rollouts have fewer windows (`samples * (time - n)` with `starts="all"`). To evaluate
@@ -27,49 +28,52 @@ class FullLoss(eqx.Module):
 
     **Arguments:**
 
-    - `trajectories`: PyTree of arrays `(samples, time, channels, *spatial)`.
-    - `configuration`: how a window becomes a loss (`trainax_fd.configurations`).
-    - `starts`: `"all"` window starts or `"initial"` (rollouts from the initial condition).
-    - `window_length`: time levels per window (default: what the configuration reads).
-    - `reduction`: reduces a batch of per-window level losses, `(windows,) -> ()`.
+    - `data`: trajectories `(samples, time, channels, *spatial)`, a data set or a source.
+    - `objective`: a configuration, an objective, or a function `loss(model, batch)`.
+    - `starts`, `window_length`: for trajectories, as in `Trainer`.
+    - `reduction`: reduces a configuration's per-window losses of one level.
+    - `canonical_convolutions`: as in `Trainer` (`None`: on CPU when the loss has any).
     """
 
-    trainer: Trainer
-    configuration: AbstractConfiguration
+    data: AbstractDataset | AbstractDataSource
+    objective: AbstractObjective
+    canonical_convolutions: bool | None = eqx.field(static=True)
 
     def __init__(
         self,
-        trajectories: PyTree[Array],
-        configuration: AbstractConfiguration,
+        data: PyTree[Array] | AbstractDataset | AbstractDataSource,
+        objective: Any,
         *,
         starts: Literal["all", "initial"] = "all",
         window_length: int | None = None,
         reduction: Callable = jnp.mean,
+        canonical_convolutions: bool | None = None,
     ):
-        self.trainer = Trainer(
-            trajectories,
-            configuration,
-            optax.identity(),
-            num_steps=1,
-            batch_size=1,
-            starts=starts,
-            window_length=window_length,
-            reduction=reduction,
-        )
-        self.configuration = configuration
+        self.objective = as_objective(objective, reduction)
+        self.data = build_dataset(data, self.objective, starts=starts, window_length=window_length)
+        self.canonical_convolutions = canonical_convolutions
 
     @property
-    def windows(self) -> Windows:
-        """The lazy windows the loss is taken over."""
-        return self.trainer.windows
+    def configuration(self):
+        """The configuration, for an objective over windows (else `None`)."""
+        if isinstance(self.objective, WindowObjective):
+            return self.objective.configuration
+        return None
 
-    def full_loss(self, stepper, *, chunk_size: int | None = None) -> Scalar:
-        """The loss over all windows, `chunk_size` windows at a time (see `Trainer.full_loss`).
+    @property
+    def num_examples(self) -> int:
+        """Examples the loss is taken over (1 batch for a source without a data set)."""
+        return getattr(self.data, "num_examples", 1)
+
+    def full_loss(self, model, *, state=None, chunk_size: int | None = None, key=None) -> Scalar:
+        """The loss over all examples, `chunk_size` at a time (see `Trainer.full_loss`).
 
         **Returns:** a scalar.
         """
-        return self.trainer.full_loss(stepper, chunk_size=chunk_size)
+        return full_loss_of(
+            self.objective, self.data, model, state, chunk_size, key, self.canonical_convolutions
+        )
 
-    def __call__(self, stepper, *, chunk_size: int | None = None) -> Scalar:
+    def __call__(self, model, *, state=None, chunk_size: int | None = None, key=None) -> Scalar:
         """As `full_loss`."""
-        return self.full_loss(stepper, chunk_size=chunk_size)
+        return self.full_loss(model, state=state, chunk_size=chunk_size, key=key)

@@ -62,4 +62,3 @@ def refuse_state(state, who: str) -> None:
 def vmap_terms(fn, model, batch):
     """`fn(model, example)` for every example of `batch`."""
     return jax.vmap(fn, in_axes=(None, 0))(model, batch)
-

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from ..configurations import AbstractConfiguration
-from ..losses import MSE
+from ..configurations._base import DEFAULT_LOSS
 from ._base import AbstractObjective, refuse_state, vmap_terms
 
 
@@ -67,7 +67,7 @@ class InputTarget(AbstractObjective):
     loss: Callable
     reduction: Callable = eqx.field(static=True)
 
-    def __init__(self, loss: Callable = MSE(), *, reduction: Callable = jnp.mean):
+    def __init__(self, loss: Callable = DEFAULT_LOSS, *, reduction: Callable = jnp.mean):
         self.loss = _check_callable("loss", loss, "loss(prediction, target) -> scalar")
         self.reduction = _check_callable("reduction", reduction, "reduction(losses) -> scalar")
 

@@ -13,14 +13,12 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, Int
 from tqdm import tqdm
 
-from .._checks import check_int
-from .._cpu import compiled, strong_types
-from .._layout import call_canonical, stepper_has_convolutions
+from .._backend import backend_call
+from .._checks import check_int, check_key
 from ..configurations import AbstractConfiguration
-from ..trainers import Trainer, TrainResult
-
-#: How often the sweep chunk was traced (tests check that it is traced once).
-TRACES = {"sweep": 0}
+from ..objectives import AbstractObjective, WindowObjective
+from ..trainers import Trainer, TrainResult, _loop
+from ..trainers._loop import strong_types
 
 
 class SweepResult(eqx.Module):
@@ -123,7 +121,7 @@ def _inject(opt_state, hyperparams: Mapping[str, np.ndarray]):
     return eqx.tree_at(lambda s: _injected(s)[0].hyperparams, opt_state, known)
 
 
-@compiled  # one program: eagerly, each of the ~20 vmapped operations compiled apart
+@eqx.filter_jit  # one program: eagerly, each of the ~20 vmapped operations compiled apart
 def _initial_results(trainer, stepper, init, key, members: int, shuffle: str, hyperparams):
     """The members' `TrainResult`s at step 0, stacked, `hyperparams` injected."""
     init_key, shuffle_key = jax.random.split(key)
@@ -132,9 +130,9 @@ def _initial_results(trainer, stepper, init, key, members: int, shuffle: str, hy
     else:
         steppers = eqx.filter_vmap(lambda _: stepper, axis_size=members)(jnp.arange(members))
     if shuffle == "shared":
-        shuffle_keys = jnp.broadcast_to(jax.random.key_data(shuffle_key), (members, 2))
+        shuffle_keys = jnp.broadcast_to(shuffle_key, (members,))
     else:
-        shuffle_keys = jax.random.key_data(jax.random.split(shuffle_key, members))
+        shuffle_keys = jax.random.split(shuffle_key, members)
     results = eqx.filter_vmap(lambda s, k: trainer.init(s, key=k))(steppers, shuffle_keys)
     if hyperparams:
         results = eqx.tree_at(
@@ -143,75 +141,70 @@ def _initial_results(trainer, stepper, init, key, members: int, shuffle: str, hy
     return results
 
 
-def _stack_configurations(configurations, trainer: Trainer):
-    configurations = list(configurations)
-    for c in configurations:
-        if not isinstance(c, AbstractConfiguration):
-            raise TypeError(f"`configurations` must hold configurations, got {type(c).__name__}.")
-    static = [eqx.partition(c, eqx.is_array)[1] for c in configurations]
-    reference = eqx.partition(trainer.configuration, eqx.is_array)[1]
+def _stack_objectives(objectives, trainer: Trainer):
+    objectives = [_as_member_objective(o, trainer) for o in objectives]
+    static = [eqx.partition(o, eqx.is_array)[1] for o in objectives]
+    reference = eqx.partition(trainer.objective, eqx.is_array)[1]
     if any(
         jax.tree_util.tree_structure(s) != jax.tree_util.tree_structure(reference) or s != reference
         for s in static
     ):
         raise ValueError(
-            "`configurations` must differ from the trainer's configuration only in array values "
+            "`objectives` must differ from the trainer's objective only in array values "
             "(e.g. `time_level_weights`), not in type, rollout length or options; got "
-            f"{[type(c).__name__ for c in configurations]}."
+            f"{[type(o).__name__ for o in objectives]}."
         )
-    arrays = [eqx.filter(c, eqx.is_array) for c in configurations]
+    arrays = [eqx.filter(o, eqx.is_array) for o in objectives]
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *arrays)
 
 
-def _member_chunk(trainer: Trainer, configurations, results, stop, mapped: bool = False):
-    TRACES["sweep"] += 1
-    static_results = eqx.filter(results, eqx.is_array, inverse=True)
+def _as_member_objective(objective, trainer: Trainer) -> AbstractObjective:
+    if isinstance(objective, AbstractConfiguration) and isinstance(
+        trainer.objective, WindowObjective
+    ):
+        return WindowObjective(objective, trainer.objective.reduction)
+    if isinstance(objective, AbstractObjective):
+        return objective
+    raise TypeError(
+        "`objectives` must hold objectives (or configurations, for a trainer of a "
+        f"configuration), got {type(objective).__name__}."
+    )
 
-    def one(config, dynamic):
+
+def _member_chunk(trainer: Trainer, objectives, results, stop, mapped: bool):
+    """Every member's chunk of steps: vmapped, or with `mapped` one after the other
+    (`lax.map`): vmapped convolutions become grouped convolutions, which XLA:CPU runs 2x
+    slower than the members' convolutions in turn."""
+    static_results = eqx.filter(results, eqx.is_array, inverse=True)
+    static_objective = eqx.filter(trainer.objective, eqx.is_array, inverse=True)
+
+    def one(objective, dynamic):
         t = trainer
-        if config is not None:
-            static = eqx.filter(trainer.configuration, eqx.is_array, inverse=True)
-            t = eqx.tree_at(lambda t: t.configuration, trainer, eqx.combine(config, static))
-        out = t._chunk_body(eqx.combine(dynamic, static_results), stop)
+        if objective is not None:
+            t = eqx.tree_at(
+                lambda t: t.objective, trainer, eqx.combine(objective, static_objective)
+            )
+        out = _loop.chunk(t, eqx.combine(dynamic, static_results), stop)
         return eqx.filter(out, eqx.is_array)
 
     dynamic = eqx.filter(results, eqx.is_array)
-    if mapped:  # one member after the other inside the program
-        out = lax.map(lambda args: one(*args), (configurations, dynamic))
+    if mapped:
+        out = lax.map(lambda args: one(*args), (objectives, dynamic))
     else:
-        out = jax.vmap(one)(configurations, dynamic)
+        out = jax.vmap(one)(objectives, dynamic)
     (result, failed, last) = out
     return eqx.combine(result, static_results), failed, last
 
 
-def _member_chunk_cpu(trainer, configurations, results, stop, sharded: bool):
-    """On CPU, members with convolutions run one after the other (`lax.map`), their
-    convolutions in the fast layout: vmapping them would make grouped convolutions, which
-    XLA:CPU runs 2x slower than the members' convolutions in turn (see `_layout`). Members
-    sharded over devices stay vmapped (each device runs its own)."""
-    first = jax.tree_util.tree_map(lambda x: x[0], eqx.filter(results.stepper, eqx.is_array))
-    stepper = eqx.combine(first, eqx.filter(results.stepper, eqx.is_array, inverse=True))
-    if stepper_has_convolutions(stepper, trainer.windows.trajectories):
-        return call_canonical(
-            lambda *a: _member_chunk(*a, mapped=not sharded), trainer, configurations, results, stop
-        )
-    return _member_chunk(trainer, configurations, results, stop)
-
-
-_chunk = compiled(
-    _member_chunk_cpu, other=lambda trainer, c, r, stop, sharded: _member_chunk(trainer, c, r, stop)
-)
-
-
-def _members(num_members, hyperparams, configurations) -> int:
+def _members(num_members, hyperparams, objectives) -> int:
     counts = {f"hyperparams[{k!r}]": len(np.ravel(v)) for k, v in hyperparams.items()}
-    if configurations is not None:
-        counts["configurations"] = len(configurations)
+    if objectives is not None:
+        counts["objectives"] = len(objectives)
     if num_members is not None:
         counts["num_members"] = check_int("num_members", num_members)
     if not counts:
         raise ValueError(
-            "A sweep needs members: give `num_members`, `hyperparams` or `configurations`."
+            "A sweep needs members: give `num_members`, `hyperparams` or `objectives`."
         )
     if len(set(counts.values())) != 1:
         raise ValueError(f"The swept values must have one length (the members), got {counts}.")
@@ -226,21 +219,22 @@ def sweep(
     init: Callable | None = None,
     num_members: int | None = None,
     hyperparams: Mapping[str, Sequence[float]] | None = None,
-    configurations: Sequence[AbstractConfiguration] | None = None,
+    objectives: Sequence[AbstractObjective | AbstractConfiguration] | None = None,
     shuffle: Literal["shared", "per_member"] = "shared",
     mesh: Mesh | None = None,
     progress: bool = True,
 ) -> SweepResult:
-    """Train `members` steppers at once: one compiled program steps them all (`vmap`).
+    """Train `members` models at once: one compiled program steps them all (`vmap`).
 
     Members differ in their initialisation (`init(key)` with a key per member), their
-    optimizer hyperparameters (`optax.inject_hyperparams`), their configuration's array
-    values (e.g. time-level weights) and, with `shuffle="per_member"`, the order of batches.
+    optimizer hyperparameters (`optax.inject_hyperparams`), their objective's array values
+    (e.g. time-level weights) and, with `shuffle="per_member"`, their data key (the order of
+    batches, or a sampler's draws). Any objective and data source of a `Trainer` can be swept.
     A member whose loss turns non-finite stops alone and keeps its last finite state.
 
     **Arguments:**
 
-    - `trainer`: the `Trainer` that defines data, configuration, optimizer and step count
+    - `trainer`: the `Trainer` that defines data, objective, optimizer and step count
         (metrics are recorded per member; host callbacks are not supported).
     - `stepper`: the initial stepper of every member, or `None` with `init`.
     - `key`: splits into the members' initialisation keys and the shuffling key(s).
@@ -248,10 +242,11 @@ def sweep(
     - `num_members`: the member count (else taken from the swept values).
     - `hyperparams`: `{name: (members,) values}` of hyperparameters injected with
         `optax.inject_hyperparams` (e.g. `{"learning_rate": [1e-3, 1e-2]}`).
-    - `configurations`: one configuration per member, differing from the trainer's only in
-        array values (e.g. `Supervised(4, time_level_weights=w)`).
+    - `objectives`: one objective per member (configurations for a trainer of a
+        configuration), differing from the trainer's only in array values (e.g.
+        `Supervised(4, time_level_weights=w)`).
     - `shuffle`: `"shared"` (every member sees the same batches: a fair comparison) or
-        `"per_member"`.
+        `"per_member"` (a data key per member).
     - `mesh`: a `jax.sharding.Mesh` whose first axis shards the members over devices
         (`members` divisible by its size); default: one device.
     - `progress`: a `tqdm` bar per chunk with the best member's loss.
@@ -270,24 +265,30 @@ def sweep(
     if shuffle not in ("shared", "per_member"):
         raise ValueError(f"`shuffle` must be 'shared' or 'per_member', got {shuffle!r}.")
     hyperparams = {k: np.ravel(np.asarray(v)) for k, v in (hyperparams or {}).items()}
-    members = _members(num_members, hyperparams, configurations)
+    members = _members(num_members, hyperparams, objectives)
+    check_key(key)
     values: dict[str, np.ndarray] = {"member": np.arange(members)}
     results = _initial_results(trainer, stepper, init, key, members, shuffle, hyperparams)
     values.update(hyperparams)
     results = strong_types(results)  # typed as the chunk returns them: one compilation
     stacked = None
-    if configurations is not None:
-        stacked = _stack_configurations(configurations, trainer)
-        values["configuration"] = np.arange(members)
+    if objectives is not None:
+        stacked = _stack_objectives(objectives, trainer)
+        values["objective"] = np.arange(members)
     if mesh is not None:
         results, stacked = _shard_members(mesh, members, results, stacked)
-    sharded = mesh is not None
+    first = jax.tree_util.tree_map(lambda x: x[0] if eqx.is_array(x) else x, results)
+    canonical = trainer._canonical(first)
+    mapped = canonical and mesh is None  # members sharded over devices stay vmapped
     step = 0
     failed = np.full(members, -1)
     with tqdm(total=trainer.num_steps, disable=not progress, desc=f"sweep x{members}") as bar:
         while step < trainer.num_steps and np.any(failed < 0):
             stop = jax.device_put(np.int32(min(trainer.num_steps, step + trainer.chunk_size)))
-            results, new_failed, last = _chunk(trainer, stacked, results, stop, sharded)
+            results, new_failed, last = backend_call(
+                _member_chunk, trainer, stacked, results, stop, mapped, canonical=canonical,
+                options=trainer.compiler_options,
+            )  # fmt: skip
             new_failed = np.asarray(new_failed)
             failed = np.where(failed >= 0, failed, new_failed)
             new_step = int(np.max(np.asarray(results.step)))

@@ -73,7 +73,12 @@ def _step(trainer, static, key, carry):
             lambda p: loss_and_state(trainer.objective, eqx.combine(p, static), batch, model_state),
             has_aux=True,
         )(params)
-        return loss, new_state, grads, _record(trainer, s, eqx.combine(params, static), batch, metrics)
+        return (
+            loss,
+            new_state,
+            grads,
+            _record(trainer, s, eqx.combine(params, static), batch, metrics),
+        )
 
     (loss, new_state, grads, metrics), source_state = trainer.source.apply(
         on_batch, key, source_state, s
@@ -141,5 +146,7 @@ def full_loss(
     index = jnp.minimum(jnp.arange(chunks * chunk_size), n - 1).reshape(chunks, chunk_size)
 
     terms = lax.map(lambda i: objective.terms(model, dataset.examples(i), state)[0], index)
-    terms = jax.tree_util.tree_map(lambda t: t.reshape(chunks * chunk_size, *t.shape[2:])[:n], terms)
+    terms = jax.tree_util.tree_map(
+        lambda t: t.reshape(chunks * chunk_size, *t.shape[2:])[:n], terms
+    )
     return objective.reduce(terms)

@@ -17,7 +17,8 @@ from tqdm import tqdm
 from .._backend import Options, backend_call, check_compiler_options, wants_canonical
 from .._checks import check_int, check_key
 from .._custom_types import Scalar
-from ..data import AbstractBatching, AbstractDataSource, DropRemainder, Windows
+from ..data import AbstractBatching, AbstractDataset, AbstractDataSource, Windows
+from ..data._batching import DROP_REMAINDER
 from ..objectives import AbstractObjective, WindowObjective
 from . import _loop
 from ._callbacks import AbstractHostCallback, AbstractMetric, Checkpoint
@@ -103,7 +104,7 @@ class Trainer(eqx.Module):
         batch_size: int | None = None,
         starts: Literal["all", "initial"] = "all",
         window_length: int | None = None,
-        batching: AbstractBatching = DropRemainder(),
+        batching: AbstractBatching = DROP_REMAINDER,
         reduction: Callable = jnp.mean,
         callbacks: Sequence[AbstractMetric | AbstractHostCallback] = (),
         chunk_size: int | None = None,
@@ -130,7 +131,8 @@ class Trainer(eqx.Module):
             if not all(isinstance(x, bool) or callable(x) for x in leaves):
                 raise TypeError(
                     "`trainable` must be an Equinox filter spec: a PyTree of bools (or "
-                    f"functions `leaf -> bool`) matching the model, or one function; got {trainable!r}."
+                    "functions `leaf -> bool`) matching the model, or one function; got "
+                    f"{trainable!r}."
                 )
         self.source, self.objective = build_source(
             data, objective, batch_size=batch_size, starts=starts, window_length=window_length,
@@ -177,6 +179,11 @@ class Trainer(eqx.Module):
     @property
     def batch_size(self) -> int | None:
         return getattr(self.source, "batch_size", None)
+
+    @property
+    def num_examples(self) -> int:
+        """Examples of the data set (1 batch for a source without one, such as a `Sampler`)."""
+        return getattr(self.source, "num_examples", 1)
 
     @property
     def batches_per_epoch(self) -> int:
@@ -259,7 +266,9 @@ class Trainer(eqx.Module):
             if x.shape[0] >= records:
                 return x[:records]
             pad = np.full((records - x.shape[0], *x.shape[1:]), np.nan)
-            return jnp.concatenate([x, jnp.asarray(pad if jnp.issubdtype(x.dtype, jnp.inexact) else pad * 0, x.dtype)])
+            return jnp.concatenate(
+                [x, jnp.asarray(pad if jnp.issubdtype(x.dtype, jnp.inexact) else pad * 0, x.dtype)]
+            )
 
         fresh = self.init(result.model, key=jax.random.key(0), state=result.model_state).metrics
         metrics = {
@@ -289,9 +298,7 @@ class Trainer(eqx.Module):
             params, result.model_state, self.source.example_batch(),
         )  # fmt: skip
 
-    def __call__(
-        self, model, *, key=None, state=None, progress: bool = True
-    ) -> TrainResult:
+    def __call__(self, model, *, key=None, state=None, progress: bool = True) -> TrainResult:
         """Train `model` for `num_steps` steps, or continue a `TrainResult` up to `num_steps`.
 
         Continuing is how a curriculum runs: `Trainer(data, Supervised(5), optimizer,
@@ -368,21 +375,27 @@ def _init_optimizer(optimizer, params):
 
 
 def _full_loss(trainer: Trainer, model, state, chunk_size, key):
-    source = trainer.source
-    dataset = getattr(source, "dataset", None)
-    if dataset is None:  # fresh data every step: the batch of step 0 drawn from `key`
+    data = getattr(trainer.source, "dataset", trainer.source)
+    return full_loss_of(
+        trainer.objective, data, model, state, chunk_size, key, trainer.canonical_convolutions
+    )
+
+
+def full_loss_of(objective, data, model, state, chunk_size, key, canonical_setting):
+    """The full loss of `objective` over a data set, or over the batch of step 0 that a
+    source without a data set draws from `key` (default `jax.random.key(0)`)."""
+    if not isinstance(data, AbstractDataset):
         raw = _raw_key(jax.random.key(0) if key is None else key)
-        return _source_loss(trainer.objective, source, model, state, raw)
+        return _source_loss(objective, data, model, state, raw)
     if chunk_size is None:
-        chunk_size = _loop.default_chunk_size(dataset)
+        chunk_size = _loop.default_chunk_size(data)
     check_int("chunk_size", chunk_size)
+    example = jax.eval_shape(data.examples, jax.ShapeDtypeStruct((1,), jnp.int32))
     canonical = wants_canonical(
-        trainer.canonical_convolutions,
-        lambda m, s, b: trainer.objective(m, b, s),
-        model, state, jax.eval_shape(dataset.examples, jax.ShapeDtypeStruct((1,), jnp.int32)),
-    )  # fmt: skip
+        canonical_setting, lambda m, s, b: objective(m, b, s), model, state, example
+    )
     return backend_call(
-        _loop.full_loss, trainer.objective, dataset, model, state, chunk_size, canonical=canonical
+        _loop.full_loss, objective, data, model, state, chunk_size, canonical=canonical
     )
 
 
