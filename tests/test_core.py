@@ -43,7 +43,9 @@ def hand_written(model, batches, loss_fn, optimizer=OPTIMIZER):
     params, static = eqx.partition(model, eqx.is_inexact_array)
     state, losses = optimizer.init(params), []
     for batch in batches:
-        value, grad = jax.value_and_grad(lambda p: loss_fn(eqx.combine(p, static), batch))(params)
+        value, grad = jax.value_and_grad(lambda p, b=batch: loss_fn(eqx.combine(p, static), b))(
+            params
+        )
         with jax.numpy_dtype_promotion("standard"):
             updates, state = optimizer.update(grad, state, params)
         params = optax.apply_updates(params, updates)
@@ -163,7 +165,9 @@ def test_a_curriculum_continues_and_refuses_going_back():
     config = C.Supervised(3)
     for batch in batches:
         grad = jax.grad(
-            lambda p: jnp.mean(jax.vmap(config, in_axes=(None, 0))(eqx.combine(p, static), batch))
+            lambda p, b=batch: jnp.mean(
+                jax.vmap(config, in_axes=(None, 0))(eqx.combine(p, static), b)
+            )
         )(params)
         with jax.numpy_dtype_promotion("standard"):
             updates, state = OPTIMIZER.update(grad, state, params)
