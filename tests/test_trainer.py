@@ -128,7 +128,9 @@ def test_weakly_typed_leaves_compile_once(data, compiles):
     counts = []
     for chunk_size in (8, 3):  # one chunk, then three: typed as the chunk returns it
         with compiles() as c:
-            result = make(data, num_steps=7, chunk_size=chunk_size)(stepper, key=KEY, progress=False)
+            result = make(data, num_steps=7, chunk_size=chunk_size)(
+                stepper, key=KEY, progress=False
+            )
         counts.append(c.count)
     assert counts[0] == counts[1]
     assert not result.stepper.scale.weak_type and int(result.step) == 7
