@@ -1,6 +1,7 @@
 """Architectures: stencil-conv exactness, shapes and boundaries in 1D/2D/3D, parameter counts,
 receptive fields (by hand and measured), jit + vmap, gradients, error messages."""
 
+import itertools
 import math
 import re
 
@@ -181,24 +182,52 @@ def test_stencil_conv_without_grid_has_unit_spacing():
 
 
 def test_constructors_draw_from_the_key_and_hidden_layers_are_homogeneous():
-    """The one test that pays for `jax.random` compiles: real constructor calls (all with the
-    same weight shapes, so they compile once)."""
-    conv = StencilConv(1, 2, 2, 5, use_bias=True, key=KEY)
-    limit = 1 / np.sqrt(2 * 5)
-    assert conv.weight.shape == (2, 2, 5) and conv.bias.shape == (2,)
-    assert limit / 2 < np.abs(conv.weight).max() <= limit
-    again = StencilConv(1, 2, 2, 5, use_bias=True, key=KEY)
-    other = StencilConv(1, 2, 2, 5, use_bias=True, key=jax.random.key(1))
-    assert np.array_equal(conv.weight, again.weight)
-    assert not np.array_equal(conv.weight, other.weight)
-    wkey, bkey = jax.random.split(KEY)  # the documented draw, eagerly
-    assert np.array_equal(
-        conv.weight, jax.random.uniform(wkey, (2, 2, 5), minval=-limit, maxval=limit)
-    )
-    assert np.array_equal(conv.bias, jax.random.uniform(bkey, (2,), minval=-limit, maxval=limit))
-    keys = jax.random.split(KEY, 2)  # under vmap the draw is traced, not the CPU program
+    """The one test that pays for `jax.random` compiles: real constructor calls (few weight
+    shapes, so few compilations)."""
+    conv = StencilConv(1, 8, 8, 5, use_bias=True, key=KEY)
+    limit = 1 / np.sqrt(8 * 5)  # uniform in +-1/sqrt(fan_in), as documented
+    weight, bias = np.asarray(conv.weight, np.float64), np.asarray(conv.bias, np.float64)
+    assert conv.weight.shape == (8, 8, 5) and conv.bias.shape == (8,)
+    assert conv.weight.dtype == conv.bias.dtype == jnp.float32
+    assert np.abs(weight).max() <= limit and np.abs(bias).max() <= limit
+    assert weight.min() < -0.9 * limit and weight.max() > 0.9 * limit  # the whole range
+    assert abs(weight.mean()) < 0.2 * limit  # 6 standard errors of 320 uniform draws
+    np.testing.assert_allclose(weight.std(), limit / np.sqrt(3), rtol=0.1)
+    assert len(np.unique(bias)) == 8
+    again = StencilConv(1, 8, 8, 5, use_bias=True, key=KEY)
+    other = StencilConv(1, 8, 8, 5, use_bias=True, key=jax.random.key(1))
+    assert np.array_equal(conv.weight, again.weight) and np.array_equal(conv.bias, again.bias)
+    assert not np.any(np.isclose(conv.weight, other.weight))
+    assert not np.any(np.isclose(conv.bias, other.bias))
+    raw = StencilConv(1, 8, 8, 5, use_bias=True, key=jax.random.key_data(KEY))
+    assert np.array_equal(raw.weight, conv.weight)  # a raw key draws as its typed key
+    # an ensemble: filter_vmap over keys draws what each key draws alone, and jit changes nothing
+    keys = jax.random.split(KEY, 3)
     batch = eqx.filter_vmap(lambda k: StencilConv(1, 2, 2, 5, key=k))(keys)
-    assert np.array_equal(batch.weight[1], StencilConv(1, 2, 2, 5, key=keys[1]).weight)
+    assert batch.weight.shape == (3, 2, 2, 5) and batch.bias is None
+    jitted = eqx.filter_jit(lambda k: StencilConv(1, 2, 2, 5, key=k))
+    for i, k in enumerate(keys):
+        alone = StencilConv(1, 2, 2, 5, key=k)
+        np.testing.assert_array_equal(batch.weight[i], alone.weight)
+        np.testing.assert_array_equal(jitted(k).weight, alone.weight)
+    assert not np.allclose(batch.weight[0], batch.weight[1])
+    # every layer of a network gets a key of its own: same shapes, different weights
+    net = ConvNet(1, 2, 2, width=2, depth=3, kernel_size=5, key=KEY)
+    res = ResNet(1, 2, 2, width=2, num_blocks=1, kernel_size=5, key=KEY)
+    unet = UNet(1, 1, 1, width=2, levels=1, key=KEY)
+    for layers in (
+        net.layers,
+        (res.lift, *res.blocks[0]),
+        (unet.encoder[0][1], unet.decoder[0][1]),
+        (unet.ups[0], unet.decoder[0][0]),
+    ):
+        weights = [np.asarray(layer.weight) for layer in layers]
+        assert len({w.shape for w in weights}) == 1
+        assert all(not np.allclose(a, b) for a, b in itertools.combinations(weights, 2))
+        fan_in = math.prod(weights[0].shape[1:])
+        assert all(np.abs(w).max() <= 1 / np.sqrt(fan_in) for w in weights)
+    other = ConvNet(1, 2, 2, width=2, depth=3, kernel_size=5, key=jax.random.key(1))
+    assert not np.allclose(net.layers[0].weight, other.layers[0].weight)
     walls = [(Dirichlet(2.0), Neumann(1.0))]
     deep = ConvNet(1, 2, 2, width=2, depth=2, kernel_size=5, boundary=walls, key=KEY)
     first, hidden = (layer.boundary[0] for layer in deep.layers)

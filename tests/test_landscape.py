@@ -12,7 +12,14 @@ import optax
 import pytest
 from jax import lax
 
-from trainax_fd import configurations as C, landscape as L, plot, trainers as T
+from trainax_fd import (
+    configurations as C,
+    data as D,
+    landscape as L,
+    objectives as O,
+    plot,
+    trainers as T,
+)
 from trainax_fd.landscape import _landscape
 
 matplotlib.use("Agg")
@@ -144,19 +151,21 @@ def test_parameter_plane_equals_full_loss_and_a_hand_written_loop(data):
     np.testing.assert_allclose(result.argmin(), [0.5, 0.4], rtol=1e-6)
 
 
-def test_chunked_equals_unchunked_and_one_trace_per_shape(data):
+def test_chunked_equals_unchunked_and_one_compilation_per_shape(data, compiles):
     tr = trainer(data, 2)
     whole = L.loss_landscape(tr, BASE, plane(), chunk_size=20, window_chunk_size=12)
-    before = _landscape.TRACES["landscape"]
-    chunked = L.loss_landscape(tr, BASE, plane(), chunk_size=7, window_chunk_size=5)
-    assert _landscape.TRACES["landscape"] == before + 1
+    axes = plane()
+    with compiles() as c:  # other chunk sizes: one new program, nothing else
+        chunked = L.loss_landscape(tr, BASE, axes, chunk_size=7, window_chunk_size=5)
+        jax.block_until_ready(chunked.loss)
+    assert c.count == 1
     np.testing.assert_allclose(chunked.loss, whole.loss, rtol=1e-6)
-    # Same shapes, other coordinates and another base stepper: no new trace.
-    other = L.loss_landscape(
-        tr, Lin(jnp.array([0.1, 0.2])), plane(WC + 0.05, WR - 0.05), chunk_size=7,
-        window_chunk_size=5,
-    )  # fmt: skip
-    assert _landscape.TRACES["landscape"] == before + 1
+    # Same shapes, other coordinates and another base stepper: nothing compiles.
+    base, axes = Lin(jnp.array([0.1, 0.2])), plane(WC + 0.05, WR - 0.05)
+    with compiles() as c:
+        other = L.loss_landscape(tr, base, axes, chunk_size=7, window_chunk_size=5)
+        jax.block_until_ready(other.loss)
+    assert c.count == 0
     w = jnp.array([WC[2] + 0.05, WR[1] - 0.05], jnp.float32)
     np.testing.assert_allclose(np.asarray(other.loss)[2, 1], hand_loss(data, w, 2), rtol=1e-5)
 
@@ -170,13 +179,27 @@ def test_default_chunks_fit_the_memory_budget(data):
     assert _landscape._chunk_sizes(losses, BASE, 40000, 3, 2, 2**10) == (3, (2, 2))
 
 
+def test_a_landscape_over_input_target_pairs():
+    """Any `FullLoss`, not only windows of trajectories: pairs `u -> target`, chunked."""
+    x = np.random.default_rng(3).normal(size=(9, 1, 6)).astype(np.float32)
+    right = np.pad(x, ((0, 0), (0, 0), (0, 1)))[..., 1:]  # as `Lin` reads it
+    y = 0.6 * x + 0.4 * right
+    loss = L.FullLoss(D.Pairs(x, y), O.InputTarget())
+    assert loss.num_examples == 9
+    line = L.loss_landscape(loss, BASE, L.Parameter(centre, WC), window_chunk_size=4)
+    assert line.loss.shape == (4,) and line.labels == ("loss 0",)
+    for i, wc in enumerate(WC):
+        want = np.mean((wc * x + 0.5 * right - y) ** 2)  # BASE's right weight: 0.5
+        np.testing.assert_allclose(line.loss[i], want, rtol=1e-5)
+
+
 def test_several_rollouts_in_one_call(data):
     trs = [trainer(data, n) for n in (1, 2, 3)]
     # Each rollout has its own windows of n + 1 levels: 2 * (8 - n) of them.
     assert [t.windows.num_windows for t in trs] == [14, 12, 10]
     # Rollout 1 on the windows of rollout 3 (`window_length=4`): the same windows for both.
     common = L.FullLoss(data, C.Supervised(1), window_length=4)
-    assert common.windows.num_windows == 10 == trainer(data, 1, window_length=4).windows.num_windows
+    assert common.num_examples == 10 == trainer(data, 1, window_length=4).windows.num_windows
     labels = ("1", "2", "1 on 4")
     together = L.loss_landscape(
         [*trs[:2], common], BASE, plane(), labels=labels, chunk_size=6, window_chunk_size=5
@@ -199,7 +222,7 @@ def test_several_rollouts_in_one_call(data):
 def test_full_loss_equals_the_trainers(data):
     w = Lin(jnp.array([0.5, 0.3]))
     loss = L.FullLoss(data, C.Supervised(2))
-    assert loss.windows.num_windows == 12 and isinstance(loss.configuration, C.Supervised)
+    assert loss.num_examples == 12 and isinstance(loss.configuration, C.Supervised)
     expected = trainer(data, 2).full_loss(w)
     np.testing.assert_allclose(loss.full_loss(w, chunk_size=5), expected, rtol=1e-6)
     np.testing.assert_allclose(loss(w, chunk_size=5), expected, rtol=1e-6)
@@ -342,7 +365,7 @@ def test_errors(data):
     raises(ValueError, "`losses` must hold at least one loss, got an empty sequence.",
            L.loss_landscape, [], BASE, wc)  # fmt: skip
     raises(TypeError, "`losses` must be a `Trainer` or a `FullLoss` (with `full_loss` and "
-           "`windows`), or a sequence of them, got Supervised.", L.loss_landscape,
+           "`num_examples`), or a sequence of them, got Supervised.", L.loss_landscape,
            C.Supervised(1), BASE, wc)  # fmt: skip
     raises(ValueError, "`labels` must be 2 strings, one per loss, got ('a',).",
            L.loss_landscape, [tr, tr], BASE, wc, labels=["a"])  # fmt: skip
@@ -401,7 +424,7 @@ def test_figures():
 
     history = jnp.array([1.0, 0.5, 0.1], jnp.float32)
     key = jnp.asarray(np.zeros(2, np.uint32))
-    result = T.TrainResult(BASE, (), jnp.asarray(np.int32(3)), key, history, {})
+    result = T.TrainResult(BASE, None, (), jnp.asarray(np.int32(3)), key, history, {})
     fig = plot.loss_history(
         {"trained": result, "array": np.array([2.0, 1.0]), "sweep": np.ones((3, 4))}
     )

@@ -256,6 +256,28 @@ def test_reference_stepper_coefficients_do_not_retrace():
     )
 
 
+def test_steps_rollouts_and_trajectories_compile_once_per_shape(compiles):
+    """One program each for a step, a rollout and a data set; new coefficients and new initial
+    states of the same shapes compile nothing."""
+    k_field = jnp.asarray(np.linspace(0.1, 0.5, 12)[None], dtype=jnp.float32)
+    first, second = (Diffusion(GRID, "periodic", k_field * s, 1e-3) for s in (1.0, 2.0))
+    u0, u1 = initial(12, shape=(3, 12)), initial(13, shape=(3, 12))  # shapes no other test uses
+    batch, other = jnp.stack([u0, u1]), jnp.stack([u1, u0])
+    with compiles() as c:
+        jax.block_until_ready(first(u0))
+        jax.block_until_ready(rollout(first, 3)(u0))
+        jax.block_until_ready(trajectories(first, batch, 3))
+    assert c.count == 3
+    with compiles() as c:
+        step = second(u1)
+        again = rollout(second, 3)(u1)
+        data = trajectories(second, other, 3)
+        jax.block_until_ready((step, again, data))
+    assert c.count == 0
+    np.testing.assert_allclose(again, python_loop(second, u1, 3), rtol=1e-6)
+    np.testing.assert_allclose(data[1, 1:], python_loop(second, u0, 3), rtol=1e-6)
+
+
 @pytest.mark.parametrize("include_init", [True, False])
 def test_trajectories_equal_the_vmapped_rollout(include_init):
     stepper = diffusion()

@@ -9,21 +9,10 @@ import jax
 import numpy as np
 
 from . import reference as ref
-from ._cpu import compiled_draw, split_key
 from .stencil import Dirichlet, Grid, Neumann
 
-# Setup in NumPy and compiled draws: eagerly, each small jax.numpy / jax.random operation
-# compiled a program of its own (~1.9 s of the main job's 12 s).
-
-
-@compiled_draw
-def _white_noise(key, shape: tuple[int, ...]):
-    return jax.random.normal(key, shape)
-
-
-@compiled_draw
-def _keys(key, num: int):
-    return jax.random.split(key, num)
+# Setup in NumPy where it can be: eagerly, each small jax.numpy operation compiles a program of
+# its own.
 
 
 def _mesh(grid: Grid) -> list[np.ndarray]:
@@ -32,7 +21,7 @@ def _mesh(grid: Grid) -> list[np.ndarray]:
 
 def _problems(samples: int, key):
     """`(name, grid, stepper, steps, initial states (samples, channels, *spatial))` per PDE."""
-    keys = split_key(key, 2)
+    keys = jax.random.split(key, 2)
     line = Grid((40,), 1.0, "vertex")
     ring = Grid((128,), 1.0, "periodic")
     plane = Grid((64, 64), 1.0, "periodic")
@@ -42,10 +31,10 @@ def _problems(samples: int, key):
         ("advection (upwind)", line, ref.Advection(line, Dirichlet(), -0.1, 0.1), 100,
          np.repeat(np.asarray(ref.sine(line, 0.5))[None], samples, 0)),
         ("diffusion (explicit)", ring, ref.Diffusion(ring, "periodic", 0.02, 0.0012), 500,
-         ref.random_fourier(ring, key=_keys(keys[0], samples), max_wavenumber=4)),
+         ref.random_fourier(ring, key=jax.random.split(keys[0], samples), max_wavenumber=4)),
         ("burgers (upwind)", ring, ref.Burgers(ring, "periodic", 0.003, 0.003), 200, waves),
         ("heat 2D (Fourier)", plane, ref.FourierHeat(plane, 0.001, 0.5), 20,
-         ref.random_soft_rectangles(plane, key=_keys(keys[1], samples), count=4)),
+         ref.random_soft_rectangles(plane, key=jax.random.split(keys[1], samples), count=4)),
     ]  # fmt: skip
 
 
@@ -70,8 +59,8 @@ def _learn_upwind(grid: Grid, stepper, steps: int, key):
 
     from . import arch, configurations, trainers
 
-    data_key, net_key, train_key = split_key(key, 3)
-    noise = _white_noise(data_key, (16, 1, *grid.shape))
+    data_key, net_key, train_key = jax.random.split(key, 3)
+    noise = jax.random.normal(data_key, (16, 1, *grid.shape))
     data = ref.trajectories(stepper, noise, 40)
     # The stencil the reference stepper applies: its response to a unit impulse, read backwards
     # (`u'_j = sum_k w_k u_(j+k)`, so an impulse at `i` gives `u'_(i-k) = w_k`).
@@ -111,7 +100,7 @@ def main(argv=None) -> int:
     header = f"{'problem':<22}{'grid':<10}{'dt':>8}{'steps':>7}  {'data (S, T, C, *N)':<22}"
     print(header + f"{'min':>8}{'max':>8}{'seconds':>9}")
     results = []
-    problems_key, learn_key = split_key(jax.random.key(args.seed), 2)
+    problems_key, learn_key = jax.random.split(jax.random.key(args.seed), 2)
     for name, grid, stepper, steps, u0 in _problems(args.samples, problems_key):
         start = time.perf_counter()
         data = ref.trajectories(stepper, u0, steps)

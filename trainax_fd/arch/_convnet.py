@@ -6,8 +6,7 @@ import equinox as eqx
 import jax
 from jaxtyping import PRNGKeyArray
 
-from .._checks import check_int
-from .._cpu import split_key
+from .._checks import check_int, check_key
 from .._custom_types import State
 from ..stencil import BoundarySpec, Grid
 from ._base import AbstractArchitecture, check_network
@@ -67,6 +66,7 @@ class ConvNet(AbstractArchitecture):
             residual, boundary, grid,
         )  # fmt: skip
         check_int("depth", depth, 1)
+        check_key(key)
         channels = [in_channels] + [width] * (depth - 1) + [out_channels]
         self.layers = tuple(
             StencilConv(
@@ -80,7 +80,7 @@ class ConvNet(AbstractArchitecture):
                 dtype=dtype,
                 key=k,
             )
-            for i, k in enumerate(split_key(key, depth))
+            for i, k in enumerate(jax.random.split(key, depth))
         )
         self.num_spatial_dims, self.in_channels, self.out_channels = d, in_channels, out_channels
 

@@ -6,8 +6,7 @@ import equinox as eqx
 import jax
 from jaxtyping import PRNGKeyArray
 
-from .._checks import check_int
-from .._cpu import split_key
+from .._checks import check_int, check_key
 from .._custom_types import State
 from ..stencil import BoundarySpec, Grid
 from ._base import AbstractArchitecture, check_network
@@ -65,7 +64,8 @@ class ResNet(AbstractArchitecture):
             residual, boundary, grid,
         )  # fmt: skip
         check_int("num_blocks", num_blocks, 1)
-        keys = iter(split_key(key, 2 * num_blocks + 2))
+        check_key(key)
+        keys = iter(jax.random.split(key, 2 * num_blocks + 2))
 
         def conv(cin, cout, k, bc):
             return StencilConv(d, cin, cout, k, use_bias=use_bias, boundary=bc, grid=grid,

@@ -11,7 +11,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._cpu import compiled_draw
+from .._checks import check_key
 from .._custom_types import ConvWeight, State
 from ..stencil import BoundarySpec, Grid, Stencil, pad
 from ._base import (
@@ -92,6 +92,7 @@ class StencilConv(AbstractArchitecture):
         dtype = default_dtype(dtype)
         limit = 1.0 / math.sqrt(in_channels * math.prod(kernel))
         shape = (out_channels, in_channels, *kernel)
+        check_key(key)
         self.weight, self.bias = _initial_parameters(key, shape, use_bias, dtype, limit)
         self.grid, self.num_spatial_dims = grid, d
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel
@@ -221,11 +222,10 @@ class StencilConv(AbstractArchitecture):
         )
 
 
-@compiled_draw
+@eqx.filter_jit  # one program per layer shape, not one per operation
 def _initial_parameters(key, shape, use_bias, dtype, limit):
     """Weight `shape` and bias `(shape[0],)` (or `None`), uniform in `±limit`, from the two
-    halves of `key`: one program compiled with the fast CPU options (eagerly, each shape's
-    draw took up to 1.1 s to compile; a U-Net's constructor 9.4 s)."""
+    halves of `key`."""
     wkey, bkey = jax.random.split(key)
     weight = jax.random.uniform(wkey, shape, dtype, -limit, limit)
     bias = jax.random.uniform(bkey, shape[:1], dtype, -limit, limit) if use_bias else None

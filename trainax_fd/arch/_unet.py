@@ -7,8 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
-from .._checks import check_int
-from .._cpu import split_key
+from .._checks import check_int, check_key
 from .._custom_types import State
 from ..stencil import BoundarySpec, Grid
 from ._base import AbstractArchitecture, check_network
@@ -93,7 +92,8 @@ class UNet(AbstractArchitecture):
         if grid is not None:
             _check_divisible(grid.shape, levels, "grid.shape")
         c = [width * m for m in mult]
-        keys = iter(split_key(key, 5 * levels + 3))
+        check_key(key)
+        keys = iter(jax.random.split(key, 5 * levels + 3))
 
         def conv(cin, cout, level, k=kernel, bc=hidden):
             g = None if grid is None else _coarse(grid, level)

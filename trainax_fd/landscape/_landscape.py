@@ -12,11 +12,8 @@ from jax import lax
 from jaxtyping import Array, Float
 
 from .._checks import check_int
-from .._cpu import compiled
 from ._axes import AbstractAxis, Parameter
 
-#: How often the landscape evaluation was traced (tests check one trace per call shape).
-TRACES = {"landscape": 0}
 #: Default bytes of intermediates one chunk of the grid may hold.
 MEMORY = 2**26
 
@@ -103,7 +100,7 @@ def _chunk_sizes(losses, stepper, points, chunk_size, window_chunk_size, memory)
         one, two = _loss_bytes(loss, stepper, 1), _loss_bytes(loss, stepper, 2)
         per_window = max(two - one, 1)  # what one more window in a chunk costs
         fixed = max(one - per_window, 0)
-        count = loss.windows.num_windows
+        count = loss.num_examples  # windows, for trajectories
         w = window_chunk_size or min(count, max(1, memory // per_window))
         windows.append(w)
         per_stepper = max(per_stepper, fixed + w * per_window)
@@ -112,8 +109,8 @@ def _chunk_sizes(losses, stepper, points, chunk_size, window_chunk_size, memory)
     return k, tuple(windows)
 
 
-def _evaluate_body(losses, stepper, axes, chunk_size: int, window_chunks: tuple[int, ...], stacked):
-    TRACES["landscape"] += 1
+@eqx.filter_jit
+def _evaluate(losses, stepper, axes, chunk_size: int, window_chunks: tuple[int, ...], stacked):
     grids = jnp.meshgrid(*[axis.values for axis in axes], indexing="ij")
     shape = grids[0].shape
     coords = jnp.stack([g.ravel() for g in grids], axis=-1)  # (points, axes)
@@ -133,9 +130,6 @@ def _evaluate_body(losses, stepper, axes, chunk_size: int, window_chunks: tuple[
     out = out.reshape(chunks * chunk_size, len(losses))[:points]
     out = jnp.moveaxis(out, -1, 0).reshape(len(losses), *shape)
     return out if stacked else out[0]
-
-
-_evaluate = compiled(_evaluate_body)  # XLA:CPU's faster-compiling emitters on CPU data
 
 
 def _label(loss, i: int) -> str:
@@ -170,7 +164,7 @@ def loss_landscape(
     **Arguments:**
 
     - `losses`: a `Trainer` or `FullLoss` (anything with `full_loss(stepper, *, chunk_size)`
-        and `windows`), or a sequence of them.
+        and `num_examples`), or a sequence of them.
     - `stepper`: the base stepper; the centre of `Direction` axes, the source of every weight
         no axis sets.
     - `axes`: one axis (a slice) or a pair of axes (a plane): `Parameter`, `Direction`,
@@ -200,10 +194,10 @@ def loss_landscape(
     if not losses:
         raise ValueError("`losses` must hold at least one loss, got an empty sequence.")
     for loss in losses:
-        if not (hasattr(loss, "full_loss") and hasattr(loss, "windows")):
+        if not (hasattr(loss, "full_loss") and hasattr(loss, "num_examples")):
             raise TypeError(
-                "`losses` must be a `Trainer` or a `FullLoss` (with `full_loss` and `windows`), "
-                f"or a sequence of them, got {type(loss).__name__}."
+                "`losses` must be a `Trainer` or a `FullLoss` (with `full_loss` and "
+                f"`num_examples`), or a sequence of them, got {type(loss).__name__}."
             )
     axes = (axes,) if isinstance(axes, AbstractAxis) else axes
     if not isinstance(axes, list | tuple) or not 1 <= len(axes) <= 2:

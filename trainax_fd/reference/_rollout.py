@@ -1,6 +1,5 @@
 """Autoregressive rollouts and repeated steps as Modules over `lax.scan`."""
 
-import functools
 from collections.abc import Callable
 
 import equinox as eqx
@@ -10,7 +9,6 @@ from jax import lax
 from jaxtyping import Array, Float
 
 from .._checks import check_int
-from .._cpu import SHORT_RUN, compiled
 from .._custom_types import State, Trajectory
 
 
@@ -41,19 +39,7 @@ class Rollout(eqx.Module):
         return _rollout(self, u0)
 
 
-def _steps_per_call(stepper) -> int:
-    """Time steps one call of `stepper` makes (`repeat`s nest)."""
-    if isinstance(stepper, Repeated):
-        return stepper.num_substeps * _steps_per_call(stepper.stepper)
-    return 1
-
-
-def _short_rollout(rollout: Rollout, u0) -> bool:
-    steps = rollout.num_steps * _steps_per_call(rollout.stepper)
-    return jnp.size(u0) * steps <= SHORT_RUN
-
-
-@functools.partial(compiled, short=_short_rollout)
+@eqx.filter_jit
 def _rollout(rollout: Rollout, u0: State) -> Trajectory:
     step = _body(rollout.stepper, rollout.checkpoint)
 
@@ -121,11 +107,7 @@ def repeat(
     return Repeated(stepper, num_substeps, bool(checkpoint))
 
 
-def _short_trajectories(stepper, initial, num_steps: int, *_) -> bool:
-    return jnp.size(initial) * num_steps * _steps_per_call(stepper) <= SHORT_RUN
-
-
-@functools.partial(compiled, short=_short_trajectories)
+@eqx.filter_jit
 def _trajectories(stepper, initial, num_steps: int, include_init: bool, unroll: int):
     first = int(include_init)
     data = jnp.zeros((initial.shape[0], num_steps + first, *initial.shape[1:]), initial.dtype)
