@@ -233,11 +233,9 @@ def _initial_parameters(key, shape, use_bias, dtype, limit):
 
 
 #: Layers with at most this many weights (`out * in * prod(kernel)`) are applied as a sum of
-#: shifted copies of the padded input (fused elementwise kernels) instead of a convolution.
-#: Measured on XLA:CPU, training under `Trainer` (rollout 2, batch 64): a 3-point 1-channel
-#: stencil 0.77 -> 0.11 ms a step, a 5x5 2D stencil 18.0 -> 8.5 ms, a 2-channel 7-point layer
-#: (28 weights) 1.2 -> 0.4 ms; the main job's training 5.5 -> 3.1 s. Steppers without
-#: convolutions also skip the layout rewrite (`trainax_fd._layout`).
+#: shifted copies of the padded input (fused elementwise kernels) instead of a convolution:
+#: for a few weights a convolution is mostly call and layout overhead, on XLA:CPU in particular.
+#: Steppers without convolutions also skip the layout rewrite (`trainax_fd._layout`).
 SHIFTED_SUM_UP_TO = 32
 
 
