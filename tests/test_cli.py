@@ -77,10 +77,10 @@ def test_readme_example_runs_and_both_ways_agree():
     exec(readme.split("```python\n")[3].split("```")[0], namespace)  # landscape and sweep
     plane, swept = namespace["plane"], namespace["swept"]
     w = np.asarray(namespace["result"].stepper.w)
-    assert plane.loss.shape == (9, 9)
+    assert plane.loss.shape == (1, 9, 9)
     point = namespace["Stencil3"](jnp.array([w[0], 0.6, 0.0]))  # grid point (4, 4)
     want = float(namespace["trainer"].full_loss(point))
-    assert float(plane.loss[4, 4]) == pytest.approx(want, rel=1e-5)
+    assert float(plane.loss[0, 4, 4]) == pytest.approx(want, rel=1e-5)
     rows = swept.summary()
     assert [r["learning_rate"] for r in rows] == pytest.approx([1e-3, 3e-3, 1e-2, 3e-2])
     losses = np.asarray(swept.results.loss_history)

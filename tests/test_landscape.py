@@ -138,8 +138,8 @@ def plane(wc=WC, wr=WR):
 def test_parameter_plane_equals_full_loss_and_a_hand_written_loop(data):
     tr = trainer(data, 2)
     result = L.loss_landscape(tr, BASE, plane())  # default chunks: all 20 points, 12 windows
-    loss = np.asarray(result.loss)  # indexed in NumPy: no small programs to compile
-    assert result.loss.shape == (4, 5) and result.grid_shape == (4, 5) and result.ndim == 2
+    loss = np.asarray(result.loss)[0]  # indexed in NumPy: no small programs to compile
+    assert result.loss.shape == (1, 4, 5) and result.grid_shape == (4, 5) and result.ndim == 2
     assert result.names == ("w_centre", "w_right") and result.labels == ("rollout 2",)
     np.testing.assert_allclose(result.centre, [0.4, 0.5])
     np.testing.assert_array_equal(result.values[0], WC.astype(np.float32))
@@ -148,7 +148,7 @@ def test_parameter_plane_equals_full_loss_and_a_hand_written_loop(data):
         np.testing.assert_allclose(loss[i, j], tr.full_loss(Lin(w)), rtol=1e-6)
         np.testing.assert_allclose(loss[i, j], hand_loss(data, w, 2), rtol=1e-5)
     # The minimum of the grid is the grid point nearest to the stencil (0.6, 0.4).
-    np.testing.assert_allclose(result.argmin(), [0.5, 0.4], rtol=1e-6)
+    np.testing.assert_allclose(result.argmin(), [[0.5, 0.4]], rtol=1e-6)
 
 
 def test_chunked_equals_unchunked_and_one_compilation_per_shape(data, compiles):
@@ -167,7 +167,7 @@ def test_chunked_equals_unchunked_and_one_compilation_per_shape(data, compiles):
         jax.block_until_ready(other.loss)
     assert c.count == 0
     w = jnp.array([WC[2] + 0.05, WR[1] - 0.05], jnp.float32)
-    np.testing.assert_allclose(np.asarray(other.loss)[2, 1], hand_loss(data, w, 2), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(other.loss)[0, 2, 1], hand_loss(data, w, 2), rtol=1e-5)
 
 
 def test_default_chunks_fit_the_memory_budget(data):
@@ -187,10 +187,10 @@ def test_a_landscape_over_input_target_pairs():
     loss = L.FullLoss(D.Pairs(x, y), O.InputTarget())
     assert loss.num_examples == 9
     line = L.loss_landscape(loss, BASE, L.Parameter(centre, WC), window_chunk_size=4)
-    assert line.loss.shape == (4,) and line.labels == ("loss 0",)
+    assert line.loss.shape == (1, 4) and line.labels == ("loss 0",)
     for i, wc in enumerate(WC):
         want = np.mean((wc * x + 0.5 * right - y) ** 2)  # BASE's right weight: 0.5
-        np.testing.assert_allclose(line.loss[i], want, rtol=1e-5)
+        np.testing.assert_allclose(line.loss[0, i], want, rtol=1e-5)
 
 
 def test_several_rollouts_in_one_call(data):
@@ -207,7 +207,8 @@ def test_several_rollouts_in_one_call(data):
     assert together.loss.shape == (3, 4, 5) and together.labels == labels
     loss = np.asarray(together.loss)
     alone = L.loss_landscape(trs[1], BASE, plane())  # compiled by the first test
-    np.testing.assert_allclose(loss[1], alone.loss, rtol=1e-6)
+    assert alone.loss.shape == (1, 4, 5)  # one loss: the same structure, one panel
+    np.testing.assert_allclose(loss[1], alone.loss[0], rtol=1e-6)
     for i, j in [(0, 0), (1, 2), (3, 1)]:
         w = jnp.array([WC[i], WR[j]], jnp.float32)
         for k, n in enumerate((1, 2)):
@@ -290,7 +291,7 @@ def test_direction_plane_around_a_network(data):
     result = L.loss_landscape(tr, stepper, axes, chunk_size=4, window_chunk_size=12)
     assert result.names == ("d1", "d2")
     np.testing.assert_allclose(result.centre, [0.0, 0.0])
-    loss = np.asarray(result.loss)
+    loss = np.asarray(result.loss)[0]
 
     def layers(a, b):  # the network at (a, b), in NumPy
         return [
@@ -391,7 +392,7 @@ def fake_landscape(losses, shape):
     bowl = sum((g - 0.4) ** 2 for g in grids) + 1e-3
     loss = np.stack([bowl * (k + 1) for k in range(max(losses, 1))])
     return L.Landscape(
-        loss=jnp.asarray(loss if losses else loss[0], jnp.float32),
+        loss=jnp.asarray(loss, jnp.float32),  # (losses, *grid): one structure for any count
         values=values,
         centre=jnp.asarray(np.full(len(shape), 0.4)),
         names=tuple(f"x{i}" for i in range(len(shape))),

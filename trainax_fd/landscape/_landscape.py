@@ -11,6 +11,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Float
 
+from .._backend import backend_call, wants_canonical
 from .._checks import check_int
 from ._axes import AbstractAxis, Parameter
 
@@ -23,9 +24,9 @@ class Landscape(eqx.Module):
 
     **Fields:**
 
-    - `loss`: the losses, shape `(*grid)` for one loss and `(losses, *grid)` for a sequence of
-        losses; `grid` is `(a,)` for a slice and `(a, b)` for a plane, so `loss[..., i, j]` is
-        at `values[0][i]`, `values[1][j]`.
+    - `loss`: the losses, shape `(losses, *grid)` (also for one loss: `losses = 1`); `grid`
+        is `(a,)` for a slice and `(a, b)` for a plane, so `loss[k, i, j]` is loss `k` at
+        `values[0][i]`, `values[1][j]`.
     - `values`: the coordinates of each axis, a tuple of arrays `(a,)` (and `(b,)`).
     - `centre`: the coordinates of the base stepper, shape `(axes,)`; `nan` on an axis where
         it has none (a `Custom` axis without `centre`).
@@ -33,7 +34,7 @@ class Landscape(eqx.Module):
     - `labels`: the loss labels, one per loss (e.g. `"rollout 2"`).
     """
 
-    loss: Float[Array, "..."]  # (*grid) or (losses, *grid)
+    loss: Float[Array, "losses *grid"]  # noqa: F821
     values: tuple[Float[Array, "points"], ...]  # noqa: F821
     centre: Float[Array, "axes"]  # noqa: F821
     names: tuple[str, ...] = eqx.field(static=True)
@@ -49,20 +50,14 @@ class Landscape(eqx.Module):
         """`(a,)` or `(a, b)`."""
         return tuple(v.shape[0] for v in self.values)
 
-    @property
-    def stacked(self) -> Float[Array, "losses *grid"]:  # noqa: F821
-        """`loss` with a leading `losses` axis, also for a single loss."""
-        return self.loss.reshape(len(self.labels), *self.grid_shape)
-
     def argmin(self) -> np.ndarray:
-        """The coordinates of the smallest loss on the grid (ignoring `nan`), a NumPy array
-        `(axes,)` for one loss and `(losses, axes)` for several."""
+        """The coordinates of each loss's smallest value on the grid (ignoring `nan`), a NumPy
+        array `(losses, axes)`."""
         points = []
-        for panel in np.asarray(self.loss).reshape(len(self.labels), *self.grid_shape):
+        for panel in np.asarray(self.loss):
             index = np.unravel_index(np.nanargmin(panel), panel.shape)
             points.append([float(np.asarray(v)[i]) for v, i in zip(self.values, index)])
-        out = np.array(points, dtype=float)
-        return out if self.loss.ndim > self.ndim else out[0]
+        return np.array(points, dtype=float)
 
 
 def _intermediate_bytes(jaxpr) -> int:
@@ -109,8 +104,7 @@ def _chunk_sizes(losses, stepper, points, chunk_size, window_chunk_size, memory)
     return k, tuple(windows)
 
 
-@eqx.filter_jit
-def _evaluate(losses, stepper, axes, chunk_size: int, window_chunks: tuple[int, ...], stacked):
+def _evaluate(losses, stepper, axes, chunk_size: int, window_chunks: tuple[int, ...]):
     grids = jnp.meshgrid(*[axis.values for axis in axes], indexing="ij")
     shape = grids[0].shape
     coords = jnp.stack([g.ravel() for g in grids], axis=-1)  # (points, axes)
@@ -129,7 +123,7 @@ def _evaluate(losses, stepper, axes, chunk_size: int, window_chunks: tuple[int, 
     out = lax.map(eqx.filter_vmap(point), coords)  # (chunks, chunk_size, losses)
     out = out.reshape(chunks * chunk_size, len(losses))[:points]
     out = jnp.moveaxis(out, -1, 0).reshape(len(losses), *shape)
-    return out if stacked else out[0]
+    return out
 
 
 def _label(loss, i: int) -> str:
@@ -178,8 +172,8 @@ def loss_landscape(
         bytes one window costs are estimated from the traced program (every intermediate
         counted, none reused), an upper bound: XLA's buffers come out a few times smaller.
 
-    **Returns:** a `Landscape` whose `loss` has shape `(*grid)` for one loss and
-    `(losses, *grid)` for a sequence, `grid` being `(a,)` or `(a, b)`.
+    **Returns:** a `Landscape` whose `loss` has shape `(losses, *grid)` whether one loss or a
+    sequence was given (then `losses = 1`), `grid` being `(a,)` or `(a, b)`.
 
     !!! example
 
@@ -189,8 +183,7 @@ def loss_landscape(
         landscape = loss_landscape([trainer_1, trainer_2], stepper, axes)  # loss (2, 50, 50)
         ```
     """
-    stacked = isinstance(losses, list | tuple)
-    losses = tuple(losses) if stacked else (losses,)
+    losses = tuple(losses) if isinstance(losses, list | tuple) else (losses,)
     if not losses:
         raise ValueError("`losses` must hold at least one loss, got an empty sequence.")
     for loss in losses:
@@ -239,7 +232,12 @@ def loss_landscape(
     check_int("memory", memory)
     points = math.prod(axis.values.shape[0] for axis in axes)
     k, windows = _chunk_sizes(losses, stepper, points, chunk_size, window_chunk_size, memory)
-    loss = _evaluate(losses, stepper, axes, k, windows, stacked)
+    canonical = wants_canonical(
+        getattr(losses[0], "canonical_convolutions", None),
+        lambda s: losses[0].full_loss(s, chunk_size=1),
+        stepper,
+    )  # the grid's losses run inside loops: convolutions in the fast layout on CPU
+    loss = backend_call(_evaluate, losses, stepper, axes, k, windows, canonical=canonical)
     names = tuple(axis.name or f"axis {i}" for i, axis in enumerate(axes))
     return Landscape(
         loss=loss,

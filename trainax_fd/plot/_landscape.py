@@ -40,8 +40,7 @@ def _check(landscape, ndim: int, instead: str) -> Landscape:
 
 def _stacked(landscape: Landscape) -> np.ndarray:
     """The losses as a NumPy array `(losses, *grid)`."""
-    loss = np.asarray(landscape.loss, dtype=float)
-    return loss.reshape(len(landscape.labels), *landscape.grid_shape)
+    return np.asarray(landscape.loss, dtype=float)
 
 
 def _levels(panels: np.ndarray, levels) -> np.ndarray:
