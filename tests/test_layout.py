@@ -10,12 +10,12 @@ import optax
 from jax import lax
 
 import trainax_fd as tfd
+from trainax_fd._backend import wants_canonical
 from trainax_fd._layout import (
     _canonical_specs,
     call_canonical,
     canonical_convolutions,
     has_convolution,
-    stepper_has_convolutions,
 )
 
 KEY = jax.random.key(0)
@@ -157,9 +157,10 @@ def test_probe_sees_backward_convolutions_of_a_fast_layout_forward():
     data = jax.random.normal(KEY, (2, 2, 1, 8))
     assert loop_labels(net, data, train=False) == {"b0f_0io->b0f"}  # forward: fast layout
     assert loop_labels(net, data, train=True) != {"b0f_0io->b0f"}  # backward: not
-    assert stepper_has_convolutions(net, data)
+    loss = lambda model, u: jnp.sum(model(u) ** 2)  # noqa: E731
+    assert wants_canonical(None, loss, net, data[0, 0])
     assert has_convolution(net, data[0, 0])
-    assert not stepper_has_convolutions(lambda u: u * 2.0, data)
+    assert not wants_canonical(None, loss, lambda u: u * 2.0, data[0, 0])
 
 
 def test_public_transform_on_a_users_training_loop():
@@ -202,11 +203,16 @@ def test_public_transform_on_a_users_training_loop():
     assert hlo_labels(tfd.canonical_convolutions(train)) == {"b0f_0io->b0f"}
 
 
-def test_stepper_probe():
-    traj = jnp.zeros((2, 3, 1, 8))
-    assert stepper_has_convolutions(eqx.nn.Conv1d(1, 1, 3, padding=1, key=KEY), traj)
-    assert not stepper_has_convolutions(lambda u: 0.5 * u, traj)
-    assert stepper_has_convolutions(lambda u, extra: u, traj)  # cannot probe: rewrite
+def test_the_trainers_probe_and_its_switch():
+    """`_backend.wants_canonical`: the setting when given, else a convolution in the loss,
+    probed on arrays or `jax.ShapeDtypeStruct`s without running it."""
+    state = jax.ShapeDtypeStruct((1, 8), jnp.float32)
+    loss = lambda model, u: jnp.sum(model(u))  # noqa: E731
+    conv = eqx.nn.Conv1d(1, 1, 3, padding=1, key=KEY)
+    assert wants_canonical(None, loss, conv, state)
+    assert not wants_canonical(None, loss, lambda u: 0.5 * u, state)
+    assert not wants_canonical(False, loss, conv, state)  # switched off
+    assert wants_canonical(True, loss, lambda u: 0.5 * u, state)  # forced
 
 
 class Residual(eqx.Module):

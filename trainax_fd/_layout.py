@@ -163,15 +163,6 @@ def has_convolution(stepper: Callable, state) -> bool:
     return _has_conv(closed.jaxpr, any_layout=True)
 
 
-def stepper_has_convolutions(stepper: Callable, trajectories) -> bool:
-    """Whether training `stepper` on `trajectories` `(samples, time, ...)` meets convolutions
-    outside the fast layout (forward or backward): whether it has any (`has_convolution`)."""
-    state = jax.tree_util.tree_map(
-        lambda x: jax.ShapeDtypeStruct(x.shape[2:], x.dtype), trajectories
-    )
-    return has_convolution(stepper, state)
-
-
 def canonical_convolutions(fn: Callable) -> Callable:
     """`fn` with every convolution in XLA:CPU's fast layout, also inside loops.
 
@@ -182,7 +173,7 @@ def canonical_convolutions(fn: Callable) -> Callable:
     several times slower. This transform traces `fn` once and replays it with every
     convolution (without feature or batch groups) transposed into that layout and back: the
     same values and gradients, the fast kernels. `trainax_fd.trainers.Trainer` and
-    `trainax_fd.sweep` apply it on CPU already; use it on your own compiled loops.
+    `trainax_fd.sweep` apply it on CPU by default; use it on your own compiled loops.
 
     **Arguments:**
 
