@@ -1,4 +1,4 @@
-import jax.numpy as jnp
+import jax
 import matplotlib
 import numpy as np
 import pytest
@@ -60,40 +60,34 @@ def test_plot_shape_errors():
         snapshot(np.zeros((1, 6, 4)), tf.Grid((4, 6)))
 
 
-def test_readme_example_runs_and_both_ways_agree():
+def test_readme_examples_run_and_find_what_they_say():
     from pathlib import Path
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    code = readme.split("```python\n")[1].split("```")[0]
-    namespace: dict = {}
-    exec(code, namespace)
-    assert namespace["data"].shape == (16, 101, 1, 256)
-    again = namespace["tf"].trajectories(namespace["stepper"], namespace["u0"], 100)
-    np.testing.assert_allclose(np.asarray(again), np.asarray(namespace["data"]), atol=1e-6)
-    exec(readme.split("```python\n")[2].split("```")[0], namespace)  # the training example
-    history = np.asarray(namespace["result"].loss_history)
-    assert history.shape == (200,) and history[-1] < 0.1 * history[0]
-    assert namespace["result"].metrics["weight_norm"].shape == (4,)
-    exec(readme.split("```python\n")[3].split("```")[0], namespace)  # landscape and sweep
-    plane, swept = namespace["plane"], namespace["swept"]
-    w = np.asarray(namespace["result"].stepper.w)
-    assert plane.loss.shape == (1, 9, 9)
-    point = namespace["Stencil3"](jnp.array([w[0], 0.6, 0.0]))  # grid point (4, 4)
-    want = float(namespace["trainer"].full_loss(point))
-    assert float(plane.loss[0, 4, 4]) == pytest.approx(want, rel=1e-5)
-    rows = swept.summary()
-    assert [r["learning_rate"] for r in rows] == pytest.approx([1e-3, 3e-3, 1e-2, 3e-2])
-    losses = np.asarray(swept.results.loss_history)
-    assert np.all(losses[:, -1] < losses[:, 0]) and losses[2, -1] < 0.1 * losses[2, 0]
-    exec(readme.split("```python\n")[4].split("```")[0], namespace)  # architectures
-    from trainax_fd.stencil import backward, central, forward
-
-    u, grid = namespace["u0"][0], namespace["grid"]
-    want = jnp.concatenate([s(u, grid, "periodic") for s in (forward(), central(), backward())])
-    np.testing.assert_allclose(namespace["du"], want, rtol=1e-5, atol=1e-3)
-    read = namespace["differences"].stencils(order=1)[1][0]
+    blocks = [b.split("```")[0] for b in readme.split("```python\n")[1:]]
+    assert len(blocks) == 6
+    ns: dict = {}
+    exec(blocks[0], ns)  # reference data
+    assert ns["data"].shape == (16, 51, 1, 128)
+    again = jax.vmap(ns["tf"].rollout(ns["stepper"], 50, include_init=True))(ns["u0"])
+    np.testing.assert_allclose(np.asarray(again), np.asarray(ns["data"]), atol=1e-6)
+    exec(blocks[1], ns)  # a training and its curriculum continuation
+    history = np.asarray(ns["result"].loss_history)
+    assert int(ns["result"].step) == 400 and history.shape == (400,)
+    assert history[-1] < 0.1 * history[0]
+    exec(blocks[2], ns)  # pairs and a sampler: both recover upwind at CFL 0.5
+    for name in ("fitted", "drawn"):
+        np.testing.assert_allclose(ns[name].model.w, [0.5, 0.5, 0.0], atol=1e-4)
+    exec(blocks[3], ns)  # a landscape of two rollouts and a sweep
+    assert ns["plane"].loss.shape == (2, 21, 21) and np.all(np.isfinite(ns["plane"].loss))
+    rows = ns["swept"].summary()
+    assert [r["learning_rate"] for r in rows] == pytest.approx([1e-3, 3e-3, 1e-2, 3e-2] * 2)
+    assert all(r["failed_at"] is None for r in rows)
+    exec(blocks[4], ns)  # architectures
+    read = ns["differences"].stencils(order=1)[1][0]
     np.testing.assert_allclose(np.asarray(read.weights), [-0.5, 0.0, 0.5], atol=1e-6)
-    net = namespace["net"]
-    assert (net.num_parameters, net.receptive_field) == (1473, (13,))
-    history = np.asarray(namespace["emulator"].loss_history)
+    history = np.asarray(ns["trained_net"].loss_history)
     assert history.shape == (50,) and history[-1] < history[0]
+    exec(blocks[5], ns)  # the trainax layer
+    history = np.asarray(ns["loss_history"])
+    assert history.shape == (200,) and history[-1] < history[0]
