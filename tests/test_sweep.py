@@ -133,6 +133,16 @@ def test_a_diverging_member_stops_alone(data):
     assert swept.summary()[1]["failed_at"] == failed[1]
 
 
+def test_keys_of_every_prng_implementation(data):
+    trainer = make(data)
+    for impl in ("threefry2x32", "rbg", "unsafe_rbg"):
+        key = jax.random.key(0, impl=impl)
+        swept = sweep(trainer, init(KEY), key=key, num_members=3, progress=False)
+        assert np.all(np.asarray(swept.results.step) == 6)
+        alone = trainer(init(KEY), key=key, progress=False)
+        assert np.all(np.isfinite(np.asarray(alone.loss_history)))
+
+
 def test_per_member_shuffling_changes_the_batches(data):
     trainer = make(data)
     rates = {"learning_rate": np.full(3, 1e-2, np.float32)}
@@ -164,6 +174,12 @@ def test_errors(data):
         sweep(trainer, stepper, key=KEY, objectives=[C.Supervised(2), C.Supervised(1)])
     with pytest.raises(TypeError, match=re.escape("`objectives` must hold objectives")):
         sweep(trainer, stepper, key=KEY, objectives=[C.Supervised(2), "x"])
+    with pytest.raises(ValueError, match=re.escape("member 1 has -0.01")):
+        sweep(trainer, stepper, key=KEY, hyperparams={"learning_rate": [1e-3, -1e-2, 1e-2]})
+    with pytest.raises(ValueError, match=re.escape("must be finite; member 2 has nan")):
+        sweep(trainer, stepper, key=KEY, hyperparams={"learning_rate": [1e-3, 1e-2, np.nan]})
+    with pytest.raises(TypeError, match=re.escape("`key` must be a `jax.random.key`")):
+        sweep(trainer, stepper, key=3, num_members=2)
     with pytest.raises(ValueError, match=re.escape("`shuffle` must be")):
         sweep(trainer, stepper, key=KEY, num_members=2, shuffle="own")
     checkpointing = make(data, callbacks=[T.Checkpoint("unused.eqx", 2)])

@@ -196,6 +196,28 @@ def _member_chunk(trainer: Trainer, objectives, results, stop, mapped: bool):
     return eqx.combine(result, static_results), failed, last
 
 
+#: Hyperparameters with which training can only diverge or stand still unless positive.
+_POSITIVE = ("learning_rate", "lr", "eps", "b1", "b2")
+
+
+def _check_hyperparams(hyperparams) -> None:
+    for name, values in hyperparams.items():
+        if not np.issubdtype(values.dtype, np.number):
+            raise TypeError(f"`hyperparams[{name!r}]` must hold numbers, got {values!r}.")
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise ValueError(
+                f"`hyperparams[{name!r}]` must be finite; member {bad[0]} has {values[bad[0]]}."
+            )
+        if name in _POSITIVE:
+            bad = np.flatnonzero(values <= 0)
+            if bad.size:
+                raise ValueError(
+                    f"`hyperparams[{name!r}]` must be positive (training with it can only "
+                    f"diverge or stand still otherwise); member {bad[0]} has {values[bad[0]]}."
+                )
+
+
 def _members(num_members, hyperparams, objectives) -> int:
     counts = {f"hyperparams[{k!r}]": len(np.ravel(v)) for k, v in hyperparams.items()}
     if objectives is not None:
@@ -265,6 +287,7 @@ def sweep(
     if shuffle not in ("shared", "per_member"):
         raise ValueError(f"`shuffle` must be 'shared' or 'per_member', got {shuffle!r}.")
     hyperparams = {k: np.ravel(np.asarray(v)) for k, v in (hyperparams or {}).items()}
+    _check_hyperparams(hyperparams)
     members = _members(num_members, hyperparams, objectives)
     check_key(key)
     values: dict[str, np.ndarray] = {"member": np.arange(members)}

@@ -27,10 +27,18 @@ from ._sources import build_source
 
 
 def _raw_key(key) -> Array:
+    """The run's data key as raw `threefry2x32` key data `(2,)` (what a `TrainResult` keeps
+    and serialises). A key of another PRNG implementation ("rbg", "unsafe_rbg", or their raw
+    `(4,)` data) gives a threefry key from 64 of its random bits: deterministic per key."""
     check_key(key)
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jnp.asarray(key)
+        if key.shape[-1] == 2:
+            return key
+        key = jax.random.wrap_key_data(key, impl="rbg")
+    if str(jax.random.key_impl(key)) == "threefry2x32":
         return jax.random.key_data(key)
-    return jnp.asarray(key)
+    return jax.random.bits(key, (2,), jnp.uint32)
 
 
 def _shapes(tree):
