@@ -304,14 +304,25 @@ def test_canonical_convolutions_and_compiler_options_change_no_result(pairs):
                             batch_size=5, canonical_convolutions=setting)  # fmt: skip
         results.append(trainer(net, key=KEY, progress=False))
     np.testing.assert_allclose(results[0].model.weight, results[1].model.weight, rtol=1e-5)
-    with pytest.warns(UserWarning, match=re.escape("were refused by the installed XLA")):
-        refused = T.Trainer(D.Pairs(*pairs), O.InputTarget(), OPTIMIZER, num_steps=3,
-                            batch_size=5, compiler_options={"xla_no_such_option": 1})  # fmt: skip
+    refused = T.Trainer(D.Pairs(*pairs), O.InputTarget(), OPTIMIZER, num_steps=3,
+                        batch_size=5, compiler_options={"xla_no_such_option": 1})  # fmt: skip
+    with pytest.warns(UserWarning, match=re.escape("were refused by the installed XLA")) as seen:
         result = refused(net, key=KEY, progress=False)
+    assert seen[0].filename == __file__  # the warning points at the user's line
     np.testing.assert_allclose(result.model.weight, results[1].model.weight, rtol=1e-5)
     with pytest.raises(TypeError, match=re.escape("`compiler_options` must be a mapping")):
         T.Trainer(D.Pairs(*pairs), O.InputTarget(), OPTIMIZER, num_steps=3, batch_size=5,
                   compiler_options=["xla"])  # fmt: skip
+
+
+def test_a_too_large_batch_warns_at_the_users_line(pairs):
+    with pytest.warns(UserWarning, match=re.escape("training full-batch with 20 examples")) as w:
+        trainer = T.Trainer(D.Pairs(*pairs), O.InputTarget(), OPTIMIZER, num_steps=1,
+                            batch_size=64)  # fmt: skip
+    assert w[0].filename == __file__ and trainer.batch_size == 20
+    with pytest.warns(UserWarning, match=re.escape("training full-batch")) as w:
+        D.Shuffled(D.Pairs(*pairs), 64)
+    assert w[0].filename == __file__
 
 
 def test_errors(pairs):

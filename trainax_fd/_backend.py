@@ -6,7 +6,6 @@ off: `Trainer(..., canonical_convolutions=False)`, `compiler_options=None` (the 
 """
 
 import functools
-import warnings
 from collections.abc import Callable, Mapping
 
 import equinox as eqx
@@ -14,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from ._layout import canonical_convolutions, jaxpr_has_convolution
+from ._warnings import warn_user
 
 #: Compile options: a sorted tuple of `(name, value)` pairs (hashable), or `None`.
 Options = tuple[tuple[str, object], ...] | None
@@ -37,11 +37,9 @@ def _accepted(options: Options) -> bool:
     try:
         jax.jit(lambda: jnp.zeros(()), compiler_options=dict(options)).lower().compile()
     except Exception as error:  # XLA reports unknown or malformed options at compile time
-        warnings.warn(
+        warn_user(
             f"`compiler_options` {dict(options)} were refused by the installed XLA ({error}); "
-            "compiling with XLA's defaults instead.",
-            UserWarning,
-            stacklevel=4,
+            "compiling with XLA's defaults instead."
         )
         return False
     return True

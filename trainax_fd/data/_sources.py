@@ -1,7 +1,6 @@
 """Data sources: where the compiled training loop takes each step's batch from."""
 
 import abc
-import warnings
 from collections.abc import Callable
 
 import equinox as eqx
@@ -12,6 +11,7 @@ from jax import lax
 from jaxtyping import Array, Int, PyTree
 
 from .._checks import check_int
+from .._warnings import warn_user
 from ._batching import DROP_REMAINDER, AbstractBatching
 from ._dataset import AbstractDataset
 
@@ -78,11 +78,9 @@ class Shuffled(AbstractDataSource):
         if n < 1:
             raise ValueError(f"`dataset` must hold at least one example, got {n}.")
         if batch_size > n:
-            warnings.warn(
+            warn_user(
                 f"`batch_size` ({batch_size}) is larger than the number of examples ({n}); "
-                f"training full-batch with {n} examples per step.",
-                UserWarning,
-                stacklevel=3,
+                f"training full-batch with {n} examples per step."
             )
             batch_size = n
         self.dataset, self.batch_size, self.batching = dataset, batch_size, batching
