@@ -344,3 +344,41 @@ def test_errors(pairs):
         D.Shuffled(pairs, 2)
     with pytest.raises(TypeError, match=re.escape("`loss` must be callable")):
         O.InputTarget(3)
+
+
+def test_adam_then_lbfgs_continues_with_a_new_optimizer(pairs):
+    """A second stage with `optax.lbfgs` (its line search re-evaluates the loss on the step's
+    batch): equal to a hand-written L-BFGS loop from Adam's model."""
+    dataset = D.Pairs(*pairs)
+    adam = T.Trainer(dataset, O.InputTarget(), OPTIMIZER, num_steps=5, batch_size=20)
+    lbfgs = optax.lbfgs()
+    second = T.Trainer(dataset, O.InputTarget(), lbfgs, num_steps=12, batch_size=20)
+    first = adam(MODEL, key=KEY, progress=False)
+    with pytest.raises(ValueError, match=re.escape("continue with `new_optimizer=True`")):
+        second(first, progress=False)
+    both = second(first, new_optimizer=True, progress=False)
+    assert int(both.step) == 12
+    np.testing.assert_array_equal(both.loss_history[:5], first.loss_history)
+
+    params, static = eqx.partition(first.model, eqx.is_inexact_array)
+    state = lbfgs.init(params)
+
+    def loss(p):
+        return pair_loss(eqx.combine(p, static), pairs)
+
+    @jax.jit
+    def step(params, state):
+        value, grad = jax.value_and_grad(loss)(params)
+        with jax.numpy_dtype_promotion("standard"):
+            updates, state = lbfgs.update(
+                grad, state, params, value=value, grad=grad, value_fn=loss
+            )
+        return optax.apply_updates(params, updates), state, value
+
+    losses = []
+    for _ in range(7):
+        params, state, value = step(params, state)
+        losses.append(value)
+    np.testing.assert_allclose(both.model.w, params.w, rtol=1e-5)
+    np.testing.assert_allclose(both.loss_history[5:], losses, rtol=1e-5)
+    assert both.loss_history[-1] < 0.1 * first.loss_history[-1]

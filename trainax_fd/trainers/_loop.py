@@ -64,27 +64,30 @@ def _record(trainer, s, model, batch, metrics):
 
 def _step(trainer, static, key, carry):
     params, model_state, opt_state, source_state, history, metrics, failed, s = carry
+    # Optimizers with a line search (`optax.lbfgs`) read the loss and re-evaluate it on the
+    # step's batch (`value`, `grad`, `value_fn`); the others ignore these arguments.
+    optimizer = optax.with_extra_args_support(trainer.optimizer)
 
     def on_batch(batch):
         if trainer.mesh is not None:  # data parallel: examples over the first mesh axis
             spec = NamedSharding(trainer.mesh, PartitionSpec(trainer.mesh.axis_names[0]))
             batch = lax.with_sharding_constraint(batch, spec)
-        (loss, new_state), grads = jax.value_and_grad(
-            lambda p: loss_and_state(trainer.objective, eqx.combine(p, static), batch, model_state),
-            has_aux=True,
-        )(params)
-        return (
-            loss,
-            new_state,
-            grads,
-            _record(trainer, s, eqx.combine(params, static), batch, metrics),
-        )
 
-    (loss, new_state, grads, metrics), source_state = trainer.source.apply(
+        def loss_of(p):
+            return loss_and_state(trainer.objective, eqx.combine(p, static), batch, model_state)
+
+        (loss, new_state), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
+        with jax.numpy_dtype_promotion("standard"):  # optax mixes Python floats and counts
+            updates, new_opt_state = optimizer.update(
+                grads, opt_state, params, value=loss, grad=grads,
+                value_fn=lambda p: loss_of(p)[0],
+            )  # fmt: skip
+        record = _record(trainer, s, eqx.combine(params, static), batch, metrics)
+        return loss, new_state, grads, updates, new_opt_state, record
+
+    (loss, new_state, grads, updates, new_opt_state, metrics), source_state = trainer.source.apply(
         on_batch, key, source_state, s
     )
-    with jax.numpy_dtype_promotion("standard"):  # optax mixes Python floats and counts
-        updates, new_opt_state = trainer.optimizer.update(grads, opt_state, params)
     new_params = optax.apply_updates(params, updates)
     ok = jnp.isfinite(loss) & _all_finite(grads)
     params = _where_tree(ok, new_params, params)

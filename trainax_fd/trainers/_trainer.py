@@ -263,9 +263,23 @@ class Trainer(eqx.Module):
         )
 
     def restore(self, path: str | os.PathLike, model, *, state=None) -> TrainResult:
-        """Read a checkpoint written by `Checkpoint`; `model` (and `state`) are templates of
-        the same architecture. Pass the result to the trainer to continue."""
-        return load_result(path, self.init(model, key=jax.random.key(0), state=state))
+        """Read the checkpoint `Checkpoint(path, ...)` wrote: exactly `path`, its checksum
+        and architecture verified (see `load_result`). `model` (and `state`) are templates of
+        the same architecture. The histories and metric records are fitted to this trainer's
+        `num_steps` and metrics, as continuing a `TrainResult` in memory does (a run saved by
+        a trainer of fewer `num_steps` continues here); pass the result to the trainer.
+
+        **Raises:** `FileNotFoundError`; `ValueError` naming `path` for a file that is not a
+        sound checkpoint of this architecture, or that has run more than `num_steps` steps.
+        """
+        result = load_result(path, self.init(model, key=jax.random.key(0), state=state))
+        if int(result.step) > self.num_steps:
+            raise ValueError(
+                f"`path` {os.fspath(path)!r} holds a run of {int(result.step)} steps, more than "
+                f"this trainer's `num_steps` ({self.num_steps}); restore it with a trainer of "
+                f"num_steps >= {int(result.step)}."
+            )
+        return self._fit(result)
 
     def _fit(self, result: TrainResult) -> TrainResult:
         """Histories resized to this trainer's `num_steps` and metrics (a continuation)."""
@@ -291,6 +305,33 @@ class Trainer(eqx.Module):
         history = resize(result.loss_history, self.num_steps)
         return eqx.tree_at(lambda r: (r.loss_history, r.metrics), result, (history, metrics))
 
+    def _optimizer_state(self, result: TrainResult, new: bool) -> TrainResult:
+        """`result` with a fresh optimizer state when `new`; else checked against this
+        trainer's optimizer."""
+        params, _ = self.partition(result.model)
+        with jax.numpy_dtype_promotion("standard"):
+            if new:
+                fresh = _init_optimizer(self.optimizer, params)
+            else:
+                fresh = eqx.filter_eval_shape(_init_optimizer, self.optimizer, params)
+        if new:
+            return eqx.tree_at(lambda r: r.opt_state, result, fresh)
+        same = jax.tree_util.tree_structure(fresh) == jax.tree_util.tree_structure(
+            result.opt_state
+        ) and all(
+            a.shape == b.shape
+            for a, b in zip(
+                jax.tree_util.tree_leaves(fresh), jax.tree_util.tree_leaves(result.opt_state)
+            )
+        )
+        if not same:
+            raise ValueError(
+                "`model`'s optimizer state does not fit this trainer's `optimizer` (another "
+                "optimizer, or other trainable leaves); continue with `new_optimizer=True` to "
+                "start this optimizer afresh."
+            )
+        return result
+
     # -- the host loop -----------------------------------------------------------------
     def _next_stop(self, step: int) -> int:
         stop = min(self.num_steps, step + self.chunk_size)
@@ -306,12 +347,22 @@ class Trainer(eqx.Module):
             params, result.model_state, self.source.example_batch(),
         )  # fmt: skip
 
-    def __call__(self, model, *, key=None, state=None, progress: bool = True) -> TrainResult:
+    def __call__(
+        self,
+        model,
+        *,
+        key=None,
+        state=None,
+        new_optimizer: bool = False,
+        progress: bool = True,
+    ) -> TrainResult:
         """Train `model` for `num_steps` steps, or continue a `TrainResult` up to `num_steps`.
 
         Continuing is how a curriculum runs: `Trainer(data, Supervised(5), optimizer,
         num_steps=2000)(result_of_1000_one_step_updates)` takes 1000 more steps with rollout
-        5, the optimizer state and the data key carried over (the same optimizer is needed).
+        5, the optimizer state and the data key carried over (the same optimizer). A stage
+        with another optimizer (Adam, then `optax.lbfgs`) continues with `new_optimizer=True`:
+        the optimizer state starts afresh, the step count and the histories carry on.
 
         **Arguments:**
 
@@ -319,6 +370,8 @@ class Trainer(eqx.Module):
             must be `None`: the result holds them).
         - `key`: the `jax.random` key of the run's data (shuffling, sampling); keyword-only.
         - `state`: the model's `eqx.nn.State` (batch norm), or `None`.
+        - `new_optimizer`: when continuing, initialise this trainer's optimizer instead of
+            carrying the result's optimizer state over.
         - `progress`: show a `tqdm` progress bar updated per chunk with the loss.
 
         **Returns:** a `TrainResult`.
@@ -340,6 +393,7 @@ class Trainer(eqx.Module):
                     f"num_steps={done} + the steps to add."
                 )
             result = self._fit(_loop.strong_types(model))
+            result = self._optimizer_state(result, new_optimizer)
         else:
             if key is None:
                 raise ValueError("`key` must be given (keyword-only) to start a training.")
@@ -368,7 +422,7 @@ class Trainer(eqx.Module):
                     loss = float(np.asarray(result.loss_history)[failed])
                     for c in self.host_callbacks:
                         if isinstance(c, Checkpoint):
-                            c(result, self.num_steps)
+                            c.save(result)  # whatever the step, 0 included
                     raise NonFiniteLossError(failed, loss, result)
                 bar.set_postfix(loss=f"{float(last):.3e}")
                 for c in self.host_callbacks:
