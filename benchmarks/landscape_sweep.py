@@ -12,7 +12,8 @@ trainax / trainax_fd (above 1: trainax_fd is faster).
   stacked `Lin` steppers (eager, as in trainax's examples; a row `trainax jit` wraps the same
   in `eqx.filter_jit`, for information). trainax_fd's way: one
   `trainax_fd.landscape.loss_landscape([trainer_1, ..., trainer_4], stepper, (Parameter(w0),
-  Parameter(w1)))`. Both must give the same losses within a relative 1e-4.
+  Parameter(w1)))`; and trainax's code unchanged on `trainax_fd.compat.trainax` (row
+  `trainax_fd layer`). All must give the same losses within a relative 1e-4.
 - `sweep`: 16 learning rates `np.geomspace(1e-3, 1e-1, 16)`, Adam, 3000 full-batch steps,
   rollout 1 (`--sweep-rollouts 1,4` adds rollout 4). trainax: 16 sequential
   `SupervisedTrainer(..., optimizer=optax.adam(lr))(stepper, key)` trainings. trainax_fd: one
@@ -55,6 +56,7 @@ import numpy as np
 import optax
 
 import trainax_fd as tfd
+import trainax_fd.compat.trainax as compat
 from trainax_fd.landscape import Parameter, loss_landscape
 from trainax_fd.stencil import Grid
 
@@ -68,6 +70,7 @@ from trainax_training import (  # the same helpers, and trainax or None
 )
 
 LANDSCAPE_TARGET = 10.0  # trainax_fd >= 10x faster, compilation included
+LAYER_TARGET = 5.0  # trainax's own way on trainax_fd.compat.trainax >= 5x faster, one cold run
 SWEEP_TARGET = 8.0  # one sweep >= 8x faster than trainax's sequential trainings
 LANDSCAPE_RTOL = 1e-4
 SWEEP_ATOL = 1e-5
@@ -171,13 +174,9 @@ def landscape_runners(data, rollouts, v0, v1, stepper) -> dict[str, Callable]:
         axes = (Parameter(w_centre, v0), Parameter(w_right, v1))
         return loss_landscape(trainers, stepper, axes).loss
 
-    out = {"trainax_fd": ours}
-    if trainax is None:
-        return out
-
-    def trainers_and_grid():
+    def trainers_and_grid(tx):
         trainers = [
-            trainax.trainer.SupervisedTrainer(
+            tx.trainer.SupervisedTrainer(
                 data, optimizer=optimizer, num_training_steps=1,
                 batch_size=data.shape[1] - n, num_rollout_steps=n,
             )
@@ -186,16 +185,20 @@ def landscape_runners(data, rollouts, v0, v1, stepper) -> dict[str, Callable]:
         w = jnp.stack(jnp.meshgrid(jnp.asarray(v0), jnp.asarray(v1), indexing="ij"), axis=-1)
         return trainers, Lin(w.astype(stepper.w.dtype))  # a (a, b) grid of stacked steppers
 
-    def theirs():
-        trainers, steppers = trainers_and_grid()
+    def trainax_way(tx):
+        trainers, steppers = trainers_and_grid(tx)
         grid_loss = [eqx.filter_vmap(eqx.filter_vmap(t.full_loss))(steppers) for t in trainers]
         return jnp.stack(grid_loss)
 
+    out = {"trainax_fd": ours, "trainax_fd layer": lambda: trainax_way(compat)}
+    if trainax is None:
+        return out
+
     def theirs_jit():
-        trainers, steppers = trainers_and_grid()
+        trainers, steppers = trainers_and_grid(trainax)
         return jnp.stack([_trainax_grid_loss_jit(t, steppers) for t in trainers])
 
-    out["trainax"] = theirs
+    out["trainax"] = lambda: trainax_way(trainax)
     out["trainax jit"] = theirs_jit
     return out
 
@@ -395,6 +398,14 @@ def summary(landscape_rows, landscape_share, sweep_rows, sweep_share) -> None:
                 f"compile incl.: {verdict(r['ratio_total'] >= LANDSCAPE_TARGET)} "
                 f"({r['ratio_total']:.2f}x; cached {r['ratio_run']:.2f}x; others used "
                 f"{landscape_share:.0%} of the CPUs)"
+            )
+    for r in landscape_rows:
+        if "ratio_total" in r and r["package"] == "trainax_fd layer":
+            lines.append(
+                f"landscape {r['case']:<10} trainax's code on trainax_fd.compat.trainax >= "
+                f"{LAYER_TARGET:g}x faster than on trainax, compile incl.: "
+                f"{verdict(r['ratio_total'] >= LAYER_TARGET)} ({r['ratio_total']:.2f}x; cached "
+                f"{r['ratio_run']:.2f}x)"
             )
     for r in landscape_rows:
         if "ratio_total" in r and r["package"] == "trainax jit":

@@ -28,7 +28,7 @@ and compiles its window slicing whenever a trainer is built: about 2 s here, pri
 row). All three are medians of `--repeats` runs, packages interleaved; the script prints how
 much CPU other processes used meanwhile.
 
-trainax_fd is run through its trainax-compatible layer (`trainax_fd.trainer`, the call a
+trainax_fd is run through its trainax layer (`trainax_fd.compat.trainax`, the call a
 trainax user would make, the headline) and through its native `trainax_fd.trainers.Trainer`.
 
 Install and run from the repository root (trainax is a comparison only, never a dependency):
@@ -58,6 +58,7 @@ import numpy as np
 import optax
 
 import trainax_fd as tfd
+import trainax_fd.compat.trainax as tx_layer
 from trainax_fd.stencil import Grid
 
 try:
@@ -124,7 +125,7 @@ def runners(data, optimizer, steps: int, batch_size: int, rollout: int) -> dict[
     (trainax slices the windows when its trainer is built, which belongs to its cost)."""
 
     def compat(stepper):
-        trainer = tfd.trainer.SupervisedTrainer(
+        trainer = tx_layer.trainer.SupervisedTrainer(
             data, optimizer=optimizer, num_training_steps=steps, batch_size=batch_size,
             num_rollout_steps=rollout,
         )  # fmt: skip

@@ -1,4 +1,4 @@
-"""The trainax 0.0.2 surface: `import trainax_fd as tx` runs trainax code unchanged.
+"""trainax 0.0.2's surface: `import trainax_fd.compat.trainax as tx` runs trainax code unchanged.
 
 trainax is not a test dependency: the oracle is a hand-written loop with trainax's documented
 semantics (epoch permutations `key_(e+1) = split(key_e)[0]`, a short last batch, windows
@@ -15,7 +15,7 @@ import numpy as np
 import optax
 import pytest
 
-import trainax_fd as tx
+import trainax_fd.compat.trainax as tx
 from trainax_fd import configurations
 
 
@@ -37,14 +37,24 @@ def data():
     return np.stack(levels, axis=1)  # (3, 13, 1, 16)
 
 
-def oracle(data, stepper, key, optimizer, steps, batch_size, n, weights):
-    windows = np.stack([data[s, t : t + n + 1] for s in range(3) for t in range(13 - n)])
-    count = len(windows)
-    per_epoch = math.ceil(count / batch_size)
+def trainax_windows(data, length):
+    """trainax's stacked windows: every start of every trajectory, sample-major."""
+    return np.stack([data[s, t : t + length] for s in range(3) for t in range(14 - length)])
+
+
+def trainax_permutations(key, count, epochs):
     keys, perms = [key], []
-    for _ in range(steps // per_epoch + 1):
+    for _ in range(epochs):
         perms.append(np.asarray(jax.random.permutation(keys[-1], count)))
         keys.append(jax.random.split(keys[-1])[0])
+    return perms
+
+
+def oracle(data, stepper, key, optimizer, steps, batch_size, n, weights):
+    windows = trainax_windows(data, n + 1)
+    count = len(windows)
+    per_epoch = math.ceil(count / batch_size)
+    perms = trainax_permutations(key, count, steps // per_epoch + 1)
 
     @jax.jit
     def loss_fn(w, batch):
@@ -101,11 +111,101 @@ def test_supervised_trainer_matches_trainax_semantics(data, tmp_path):
     np.testing.assert_allclose(aux[0]["weight_norm"], jnp.linalg.norm(stepper.w), rtol=1e-6)
 
     # the full loss is the configuration over every window, as trainax's `full_loss`
-    windows = np.stack([data[s, t : t + 3] for s in range(3) for t in range(11)])
+    windows = trainax_windows(data, 3)
     config = tx.configuration.Supervised(2, time_level_weights=weights)
     np.testing.assert_allclose(
         trainer.full_loss(trained), config(trained, jnp.asarray(windows)), rtol=1e-6
     )
+    # trainax's public attributes
+    assert isinstance(trainer, tx.GeneralTrainer)
+    assert (trainer.num_minibatches, trainer.batch_size) == (9, 7)
+    assert trainer.optimizer is optimizer and trainer.callback_fn is callback
+    assert trainer.ref_stepper is None and trainer.residuum_fn is None
+    assert trainer.trajectory_sub_stacker.num_total_samples == 33
+    np.testing.assert_array_equal(trainer.trajectory_sub_stacker.data_sub_trajectories, windows)
+    np.testing.assert_array_equal(trainer.loss_configuration.time_level_weights, weights)
+
+
+def test_general_trainer_with_trainax_signature(data):
+    """`GeneralTrainer(stacker, configuration, ...)`, trainax's own signature, trains as the
+    oracle; `step_fn` is one of its updates."""
+    optimizer = optax.adam(1e-2)
+    stepper = Stencil3(jnp.array([0.1, 0.6, 0.2]))
+    ones = jnp.ones(2)
+    stacker = tx.TrajectorySubStacker(data, 3)
+    trainer = tx.GeneralTrainer(
+        stacker, tx.configuration.Supervised(2), optimizer=optimizer, num_minibatches=9,
+        batch_size=7,
+    )  # fmt: skip
+    trained, history = trainer(stepper, jax.random.PRNGKey(2), spawn_tqdm=False)
+    w, expected = oracle(data, stepper, jax.random.PRNGKey(2), optimizer, 9, 7, 2, ones)
+    np.testing.assert_allclose(trained.w, w, rtol=2e-6)
+    np.testing.assert_allclose(history, expected, rtol=2e-6)
+
+    batch = stacker(tx.PermutationMixer(33, 9, 7, jax.random.PRNGKey(2))(0))
+    opt_state = optimizer.init(eqx.filter(stepper, eqx.is_array))
+    one, opt_state, loss = trainer.step_fn(stepper, opt_state, batch)
+    w1, expected1 = oracle(data, stepper, jax.random.PRNGKey(2), optimizer, 1, 7, 2, ones)
+    np.testing.assert_allclose(one.w, w1, rtol=2e-6)
+    np.testing.assert_allclose(loss, expected1[0], rtol=2e-6)
+
+    with pytest.raises(TypeError, match=re.escape("`trajectory_sub_stacker` must be a")):
+        tx.GeneralTrainer(data, tx.configuration.Supervised(2), optimizer=optimizer,
+                          num_minibatches=1, batch_size=1)  # fmt: skip
+    with pytest.raises(TypeError, match=re.escape("`loss_configuration` must be a trainax")):
+        tx.GeneralTrainer(stacker, configurations.Supervised(2), optimizer=optimizer,
+                          num_minibatches=1, batch_size=1)  # fmt: skip
+
+
+class HandWritten(tx.configuration.BaseConfiguration):
+    """A configuration of one's own, as trainax users write them: one-step MSE."""
+
+    def __call__(self, stepper, data, *, ref_stepper=None, residuum_fn=None):
+        return jnp.mean(jnp.square(jax.vmap(stepper)(data[:, 0]) - data[:, 1]))
+
+
+def test_own_configurations_train(data):
+    optimizer, key = optax.adam(1e-2), jax.random.PRNGKey(3)
+    stepper = Stencil3(jnp.array([0.1, 0.6, 0.2]))
+    kwargs = dict(optimizer=optimizer, num_minibatches=5, batch_size=8)
+    ours = tx.GeneralTrainer(tx.TrajectorySubStacker(data, 2), HandWritten(), **kwargs)
+    _, history = ours(stepper, key, spawn_tqdm=False)
+    _, expected = oracle(data, stepper, key, optimizer, 5, 8, 1, jnp.ones(1))
+    np.testing.assert_allclose(history, expected, rtol=2e-6)
+    both = tx.configuration.Composite([HandWritten(), tx.configuration.Supervised(1)], [1.0, 2.0])
+    trainer = tx.GeneralTrainer(tx.TrajectorySubStacker(data, 2), both, **kwargs)
+    windows = jnp.asarray(trainax_windows(data, 2))
+    np.testing.assert_allclose(
+        trainer.full_loss(stepper), 3.0 * HandWritten()(stepper, windows), rtol=1e-6
+    )
+
+
+def test_stacker_and_mixer_are_trainax_windows_and_batches(data):
+    stacker = tx.TrajectorySubStacker(data, 4)
+    windows = trainax_windows(data, 4)
+    assert stacker.num_total_samples == len(windows) == 30
+    np.testing.assert_array_equal(stacker.data_sub_trajectories, windows)
+    np.testing.assert_array_equal(stacker(slice(3, 9)), windows[3:9])
+    np.testing.assert_array_equal(stacker(np.array([5, -1])), windows[[5, -1]])
+    np.testing.assert_array_equal(stacker(jnp.array([[2], [7]])), windows[[[2], [7]]])
+    ic = tx.TrajectorySubStacker(data, 4, only_store_ic=True)
+    np.testing.assert_array_equal(ic.data_sub_trajectories, windows[:, :1])
+    first = tx.TrajectorySubStacker(data, 4, do_sub_stacking=False)
+    np.testing.assert_array_equal(first.data_sub_trajectories, data[:, :4])
+
+    key = jax.random.PRNGKey(4)
+    mixer = tx.PermutationMixer(30, 11, 8, key)  # batches of 8, 8, 8, 6
+    perms = trainax_permutations(key, 30, 3)
+    assert (mixer.num_minibatches_per_epoch, mixer.num_epochs, mixer.batch_size) == (4, 3, 8)
+    np.testing.assert_array_equal(mixer.permutations, np.stack(perms))
+    indices, (epoch, batch) = mixer(7, return_info=True)
+    assert (epoch, batch) == (1, 3)
+    np.testing.assert_array_equal(indices, perms[1][24:30])
+    np.testing.assert_array_equal(mixer(8), perms[2][:8])
+    with pytest.raises(ValueError, match=re.escape("`i` must lie in [0, 11) (num_minibatches)")):
+        mixer(11)
+    with pytest.warns(UserWarning, match=re.escape("training full-batch")):
+        assert tx.PermutationMixer(30, 2, 40, key).batch_size == 30
 
 
 def test_return_structures(data):
@@ -165,5 +265,74 @@ def test_configurations_are_the_native_ones_batched(data):
         tx.trainer.ResiduumTrainer(
             data, residuum_fn=None, optimizer=optax.sgd(1.0), num_training_steps=1, batch_size=3
         )
-    with pytest.raises(ValueError, match=re.escape("must share one `batch_reduction`")):
-        tx.configuration.Composite([summed, tx.configuration.Supervised(1)], [1.0, 1.0])
+    # parts reduced over the batch each their own way, as trainax's `Composite`
+    composite = tx.configuration.Composite([summed, tx.configuration.Supervised(1)], [0.5, 2.0])
+    one_step = jax.vmap(configurations.Supervised(1), in_axes=(None, 0))(stepper, windows)
+    np.testing.assert_allclose(
+        composite(stepper, windows),
+        0.5 * summed(stepper, windows) + 2.0 * jnp.mean(one_step),
+        rtol=1e-6,
+    )
+    with pytest.raises(ValueError, match=re.escape("`weights` must have shape (2,)")):
+        tx.configuration.Composite([summed, summed], [1.0])
+    with pytest.raises(TypeError, match=re.escape("`configurations` must hold trainax")):
+        tx.configuration.Composite([configurations.Supervised(1)], [1.0])
+    with pytest.raises(TypeError, match=re.escape("`time_level_loss` must be a trainax loss")):
+        tx.configuration.Supervised(1, time_level_loss=lambda p, t: 0.0)(stepper, windows)
+    with pytest.raises(ValueError, match=re.escape("`num_branch_steps` must be at most")):
+        tx.configuration.DivertedChain(2, 3)
+
+
+def test_configuration_fields_as_trainax_stores_them():
+    sup = tx.configuration.Supervised(3)
+    np.testing.assert_array_equal(sup.time_level_weights, np.ones(3))
+    assert isinstance(sup.time_level_weights, jax.Array)
+    assert isinstance(sup.time_level_loss, tx.loss.MSELoss)
+    div = tx.configuration.DivertedChain(4, 2)
+    assert div.time_level_weights.shape == (4,) and div.branch_level_weights.shape == (2,)
+    one = tx.configuration.DivertedChainBranchOne(3, cut_div_chain=True)
+    assert (one.num_rollout_steps, one.cut_div_chain) == (3, True)
+    assert one.time_level_weights.shape == (3,)
+    mix = tx.configuration.MixChainPostPhysics(2, 3)
+    assert mix.time_level_weights.shape == (5,) and mix.num_post_physics_steps == 3
+    res = tx.configuration.Residuum(2, cut_prev=True)
+    assert (res.cut_prev, res.cut_next, res.time_level_weights.shape) == (True, False, (2,))
+    with pytest.raises(ValueError, match=re.escape("`time_level_weights` must have shape (3,)")):
+        tx.configuration.Supervised(3, time_level_weights=[1.0, 2.0])
+
+
+def test_a_second_eager_call_does_not_compile(data, compiles):
+    """The same shapes: no compilation on the second call of a configuration, nor of its
+    gradient (the stepper's values are traced)."""
+    config = tx.configuration.Supervised(3, cut_bptt=True, cut_bptt_every=2)
+    windows = jnp.asarray(data[:, :4])
+    first, second = Stencil3(jnp.array([0.1, 0.6, 0.2])), Stencil3(jnp.array([0.2, 0.5, 0.3]))
+    grad = eqx.filter_grad(config)
+    config(first, windows)
+    grad(first, windows)
+    with compiles() as c:
+        value = config(second, windows)
+        g = grad(second, windows)
+    assert c.count == 0
+    expected = jnp.mean(
+        jax.vmap(configurations.Supervised(3, cut_bptt=True, cut_bptt_every=2), (None, 0))(
+            second, windows
+        )
+    )
+    np.testing.assert_allclose(value, expected, rtol=1e-6)
+    assert g.w.shape == (3,)
+
+
+def test_sample_data():
+    key = jax.random.PRNGKey(0)
+    u = tx.sample_data.advection_1d_periodic(16, 3, cfl=1.0, temporal_horizon=5, key=key)
+    assert u.shape == (3, 5, 1, 16)
+    np.testing.assert_allclose(u[:, 1:], jnp.roll(u[:, :-1], 1, axis=-1), atol=2e-5)  # one cell
+    np.testing.assert_allclose(jnp.mean(u, axis=-1), 0.0, atol=1e-5)  # no offset
+    lorenz = tx.sample_data.lorenz_rk4(2, temporal_horizon=30, num_warmup_steps=10, key=key)
+    assert lorenz.shape == (2, 30, 3)
+    stepper = tx.sample_data.make_lorenz_stepper_rk4()
+    np.testing.assert_allclose(stepper(lorenz[0, 0]), lorenz[0, 1], rtol=1e-5)
+    c = np.sqrt(8.0 / 3.0 * 27.0)
+    fixed = jnp.array([c, c, 27.0])  # a fixed point of the Lorenz system
+    np.testing.assert_allclose(stepper(fixed), fixed, rtol=1e-6)

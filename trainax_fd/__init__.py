@@ -3,22 +3,17 @@ autoregressive neural PDE emulators in JAX."""
 
 from . import (
     arch as arch,
-    callback as callback,
-    configuration as configuration,
     configurations as configurations,
     data as data,
     landscape as landscape,
-    loss as loss,
     losses as losses,
     plot as plot,
     reference as reference,
     stencil as stencil,
     sweeps as sweeps,
-    trainer as trainer,
     trainers as trainers,
 )
 from ._layout import canonical_convolutions as canonical_convolutions
-from ._trainax._trainer import GeneralTrainer as GeneralTrainer
 from .landscape import Landscape as Landscape, loss_landscape as loss_landscape
 from .reference import (
     AbstractStepper as AbstractStepper,

@@ -7,12 +7,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .. import losses
+from ... import losses
 
 
 class BaseLoss(eqx.Module):
     """A trainax loss: `single_batch` on one sample, `__call__`/`multi_batch` on a batch,
-    reduced over the batch by `batch_reduction` (default `jnp.mean`)."""
+    reduced over the batch by `batch_reduction` (default `jnp.mean`). Subclass it and
+    implement `single_batch` for a loss of your own, as in trainax."""
 
     batch_reduction: Callable = eqx.field(static=True)
 
@@ -61,9 +62,13 @@ class Normalized_MAELoss(BaseLoss):
 
 
 def per_sample(loss) -> tuple[Callable, Callable]:
-    """`(single-sample loss, batch reduction)` of a trainax loss or a `trainax_fd` loss."""
+    """`(single-sample loss, batch reduction)` of a trainax loss, or of a `trainax_fd.losses`
+    loss (reduced with the mean)."""
     if isinstance(loss, BaseLoss):
         return loss.single_batch, loss.batch_reduction
-    if callable(loss):
+    if isinstance(loss, losses.AbstractLoss):
         return loss, jnp.mean
-    raise TypeError(f"`time_level_loss` must be a loss, got {type(loss).__name__}.")
+    raise TypeError(
+        "`time_level_loss` must be a trainax loss (`tx.loss.MSELoss()`, a `tx.loss.BaseLoss` "
+        f"subclass) or a `trainax_fd.losses` loss, got {type(loss).__name__}."
+    )

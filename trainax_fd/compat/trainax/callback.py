@@ -1,6 +1,6 @@
-"""trainax-compatible callbacks (`tx.callback.*`), recorded inside the compiled loop."""
+"""trainax's callbacks (`tx.callback.*`), recorded inside the compiled loop."""
 
-from ._trainax._callback import (
+from ._callback import (
     BaseCallback as BaseCallback,
     CompositeCallback as CompositeCallback,
     GetNetwork as GetNetwork,

@@ -1,6 +1,6 @@
-"""trainax-compatible trainers (`tx.trainer.*`) over `trainax_fd.trainers.Trainer`."""
+"""trainax's trainers (`tx.trainer.*`) over `trainax_fd.trainers.Trainer`."""
 
-from ._trainax._trainer import (
+from ._trainer import (
     DivertedChainBranchOneTrainer as DivertedChainBranchOneTrainer,
     ResiduumTrainer as ResiduumTrainer,
     SupervisedTrainer as SupervisedTrainer,

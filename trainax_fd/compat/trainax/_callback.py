@@ -8,8 +8,8 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from .. import trainers
-from .._checks import check_int
+from ... import trainers
+from ..._checks import check_int
 
 
 class BaseCallback(eqx.Module):
@@ -34,15 +34,15 @@ class BaseCallback(eqx.Module):
             return {self.name: self.callback(update_i, stepper, data)}
         return {self.name: None}
 
-    def to_native(self, ref_stepper, residuum_fn) -> list:
+    def to_native(self) -> list:
         """The `trainax_fd.trainers` callbacks that record this one."""
-        return [_Metric(self, ref_stepper, residuum_fn)]
+        return [_Metric(self)]
 
 
 class _Metric(trainers.AbstractMetric):
+    """Records a trainax callback inside the compiled loop (its array leaves)."""
+
     callback: BaseCallback
-    ref_stepper: object
-    residuum_fn: object
 
     @property
     def every(self):
@@ -146,17 +146,17 @@ class SaveNetwork(BaseCallback):
         )
         return True
 
-    def to_native(self, ref_stepper, residuum_fn) -> list:
+    def to_native(self) -> list:
         return [trainers.SaveStepper(self.path, self.file_name, self.every)]
 
 
 class CompositeCallback(eqx.Module):
     """Several callbacks; their dicts are merged."""
 
-    callbacks: tuple
+    callbacks: list
 
     def __init__(self, callbacks):
-        self.callbacks = tuple(callbacks)
+        self.callbacks = list(callbacks)
 
     def __call__(self, update_i, stepper, data) -> dict:
         out = {}
@@ -164,8 +164,8 @@ class CompositeCallback(eqx.Module):
             out.update(c(update_i, stepper, data))
         return out
 
-    def to_native(self, ref_stepper, residuum_fn) -> list:
-        return [m for c in self.callbacks for m in c.to_native(ref_stepper, residuum_fn)]
+    def to_native(self) -> list:
+        return [m for c in self.callbacks for m in c.to_native()]
 
 
 def flat(callback_fn) -> list[BaseCallback]:
@@ -190,8 +190,6 @@ def aux_history(callback_fn, result, num_steps: int) -> list[dict]:
             else:
                 value = jax.tree_util.tree_map(lambda x, r=i // c.every: x[r], records)
                 if isinstance(c, GetNetwork):
-                    value = eqx.combine(
-                        value, eqx.filter(result.stepper, eqx.is_array, inverse=True)
-                    )
+                    value = eqx.combine(value, eqx.filter(result.model, eqx.is_array, inverse=True))
                 history[i][c.name] = value
     return history

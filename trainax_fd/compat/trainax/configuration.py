@@ -1,6 +1,6 @@
-"""trainax-compatible configurations (`tx.configuration.*`), over `trainax_fd.configurations`."""
+"""trainax's configurations (`tx.configuration.*`), over `trainax_fd.configurations`."""
 
-from ._trainax._configuration import (
+from ._configuration import (
     BaseConfiguration as BaseConfiguration,
     Composite as Composite,
     DivertedChain as DivertedChain,

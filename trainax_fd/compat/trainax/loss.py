@@ -1,6 +1,6 @@
-"""trainax-compatible losses (`tx.loss.*`); batched, over `trainax_fd.losses`."""
+"""trainax's losses (`tx.loss.*`); batched, over `trainax_fd.losses`."""
 
-from ._trainax._loss import (
+from ._loss import (
     BaseLoss as BaseLoss,
     MAELoss as MAELoss,
     MSELoss as MSELoss,
