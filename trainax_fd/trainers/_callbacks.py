@@ -1,6 +1,7 @@
 """Callbacks: metrics recorded inside the compiled loop, and host-side checkpoints."""
 
 import abc
+import io
 import os
 from collections.abc import Callable
 
@@ -11,12 +12,19 @@ from jaxtyping import Array, PyTree
 
 from .._checks import check_int
 from ..objectives import as_objective
-from ._result import TrainResult, save_result
+from ._result import (
+    TrainResult,
+    check_target,
+    make_folder,
+    save_result,
+    temporary_path,
+    write_atomic,
+)
 
 
-def _check_name(name) -> str:
+def _check_name(name, argument: str = "name") -> str:
     if not isinstance(name, str) or not name:
-        raise ValueError(f"`name` must be a non-empty string, got {name!r}.")
+        raise ValueError(f"`{argument}` must be a non-empty string, got {name!r}.")
     return name
 
 
@@ -143,36 +151,56 @@ class AbstractHostCallback(eqx.Module):
 
 
 class Checkpoint(AbstractHostCallback):
-    """Write the whole `TrainResult` to `path` every `every` steps, at the end, and before a
-    non-finite loss stops training; written atomically. Resume with `Trainer.restore`."""
+    """Write the whole `TrainResult` to exactly `path` every `every` steps, at the end, and
+    before a non-finite loss stops training (also at step 0); atomic and checksummed (see
+    `save_result`). Resume with `Trainer.restore(path, model)`.
+
+    The folder is created and a write is tried here, before compiling and training:
+    `ValueError` naming `path` when it is a folder or cannot be written. A temporary file left
+    by a write of `path` that was killed (`.{name}.tmp` beside it) is removed.
+    """
 
     path: str = eqx.field(static=True)
     every: int = eqx.field(static=True)
 
     def __init__(self, path: str | os.PathLike, every: int):
-        self.path, self.every = os.fspath(path), check_int("every", every)
+        self.path, self.every = check_target(path), check_int("every", every)
+        tmp = temporary_path(self.path)
+        try:
+            with open(tmp, "wb"):
+                pass
+            os.remove(tmp)
+        except OSError as error:
+            raise ValueError(f"`path` {self.path!r} cannot be written ({error}).") from None
 
     def __call__(self, result, num_steps):
-        if int(result.step) > 0:
-            save_result(self.path, result)
+        if int(result.step) > 0:  # step 0 is the initial state, made again from model and key
+            self.save(result)
+
+    def save(self, result: TrainResult) -> None:
+        """Write `result` now, whatever its step (the trainer's last finite state)."""
+        save_result(self.path, result)
 
 
 class SaveStepper(AbstractHostCallback):
     """Serialise the stepper to `{folder}/{file_name}_{step}.eqx` before every `every`-th step
-    (steps `0, every, ...`), as trainax's `SaveNetwork`."""
+    (steps `0, every, ...`), as trainax's `SaveNetwork`: plain `eqx.tree_serialise_leaves`
+    files (read them with `eqx.tree_deserialise_leaves`), written atomically. The folder is
+    made here: `ValueError` naming it when it cannot be."""
 
     folder: str = eqx.field(static=True)
     file_name: str = eqx.field(static=True)
     every: int = eqx.field(static=True)
 
     def __init__(self, folder: str | os.PathLike, file_name: str, every: int):
-        self.folder, self.file_name = os.fspath(folder), file_name
+        self.folder, self.file_name = os.fspath(folder), _check_name(file_name, "file_name")
         self.every = check_int("every", every)
+        make_folder(self.folder, "folder", self.folder)  # here, not after compiling
 
     def __call__(self, result, num_steps):
         step = int(result.step)
         if step < num_steps:
-            os.makedirs(self.folder, exist_ok=True)
-            eqx.tree_serialise_leaves(
-                os.path.join(self.folder, f"{self.file_name}_{step}.eqx"), result.model
-            )
+            path = os.path.join(self.folder, f"{self.file_name}_{step}.eqx")
+            buffer = io.BytesIO()
+            eqx.tree_serialise_leaves(buffer, result.model)
+            write_atomic(path, (buffer.getbuffer(),))
