@@ -86,11 +86,15 @@ def test_grid_is_hashable_and_normalised():
             ValueError,
             "`shape` must have 1, 2 or 3 axes, got 4: (2, 2, 2, 2).",
         ),
-        (dict(shape=(4,), extent=0.0), ValueError, "`extent` must be positive, got (0.0,)."),
+        (
+            dict(shape=(4,), extent=0.0),
+            ValueError,
+            "`extent` must be finite and positive, got (0.0,).",
+        ),
         (
             dict(shape=(4, 4), extent=(1.0, -2.0)),
             ValueError,
-            "`extent` must be positive, got (1.0, -2.0).",
+            "`extent` must be finite and positive, got (1.0, -2.0).",
         ),
         (
             dict(shape=(4,), placement="node"),

@@ -170,12 +170,13 @@ def test_epoch_batches_full_batch_warning():
     [
         (
             {"trajectories": {}},
-            "`trajectories` must hold at least one array of shape (samples, time, ...), "
-            "got a PyTree with no leaves",
+            "`trajectories` must hold at least one array of shape (samples, time, channels, "
+            "*spatial), got a PyTree with no leaves",
         ),
         (
-            {"trajectories": {"a": np.zeros((S, T)), "b": np.zeros(S)}},
-            "`trajectories` leaves must have shape (samples, time, ...), got shape (3,) at ['b']",
+            {"trajectories": {"a": np.zeros((S, T, C)), "b": np.zeros((S, T))}},
+            "`trajectories` leaves must have shape (samples, time, channels, *spatial) (at least "
+            "3 axes), got shape (3, 7) at ['b']",
         ),
         (
             {"trajectories": (np.zeros((S, T, C)), np.zeros((S, T + 1, C)))},
@@ -183,8 +184,8 @@ def test_epoch_batches_full_batch_warning():
             "and shape (3, 8, 2) at [1]",
         ),
         (
-            {"trajectories": (np.zeros((S, T, C)), np.zeros((S + 1, T)))},
-            "got shape (3, 7, 2) at [0] and shape (4, 7) at [1]",
+            {"trajectories": (np.zeros((S, T, C)), np.zeros((S + 1, T, 1)))},
+            "got shape (3, 7, 2) at [0] and shape (4, 7, 1) at [1]",
         ),
         (
             {"trajectories": np.zeros((S, T, C)), "length": T + 1},

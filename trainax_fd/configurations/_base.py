@@ -11,7 +11,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Float, PyTree
 
-from .._checks import check_int
+from .._checks import check_finite, check_int, check_stepper as check_stepper
 from .._custom_types import Scalar
 from .._layout import has_convolution
 from ..losses import MSE
@@ -71,7 +71,9 @@ class AbstractConfiguration(eqx.Module):
 
 
 def level_weights(weights, count: int, name: str, count_name: str) -> Float[Array, "levels"]:
-    """`weights` as an array of shape `(count,)` (ones when `None`), checked."""
+    """`weights` as an array of shape `(count,)` (ones when `None`), checked: the right
+    shape, and finite (a `ValueError` now for concrete weights, `eqx.error_if` for traced ones,
+    e.g. weights swept under `jax.vmap`)."""
     if weights is None:  # built in NumPy: nothing to compile
         return jax.device_put(np.ones(count, jax.dtypes.canonicalize_dtype(float)))
     weights = jnp.asarray(weights)
@@ -80,7 +82,7 @@ def level_weights(weights, count: int, name: str, count_name: str) -> Float[Arra
             f"`{name}` must have shape ({count},), one weight per step of `{count_name}`, got "
             f"shape {weights.shape}."
         )
-    return weights
+    return check_finite(weights, name)
 
 
 def check_cut_every(cut_bptt_every: int) -> int:
@@ -105,22 +107,6 @@ def check_ref_stepper(ref_stepper, who: str) -> Callable:
     if not callable(ref_stepper):
         raise TypeError(f"`ref_stepper` must be callable, got {type(ref_stepper).__name__}.")
     return ref_stepper
-
-
-def check_stepper(stepper: Callable, state: PyTree[Array], name: str = "stepper") -> None:
-    """A `ValueError` unless `stepper(state)` has the structure, shapes and dtypes of `state`."""
-    expected = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
-    got = eqx.filter_eval_shape(stepper, state)
-    same = jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(expected) and all(
-        (a.shape, a.dtype) == (b.shape, b.dtype)
-        for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(expected))
-    )
-    if not same:
-        raise ValueError(
-            f"`{name}` must map one state to a state of the same structure, shape and dtype "
-            f"(one sample `(channels, *spatial)`; batch with `jax.vmap`), got {expected} -> "
-            f"{got}."
-        )
 
 
 def check_window(window: PyTree[Array], length: int, who: str) -> None:

@@ -5,6 +5,7 @@ from collections.abc import Callable, Sequence
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._checks import check_finite
 from ._base import AbstractConfiguration
 
 
@@ -17,7 +18,7 @@ class Composite(AbstractConfiguration):
     **Arguments:**
 
     - `configurations`: a non-empty sequence of configurations.
-    - `weights`: one weight per configuration, shape `(parts,)`; an array leaf.
+    - `weights`: one weight per configuration, shape `(parts,)`, finite; an array leaf.
     """
 
     configurations: tuple[AbstractConfiguration, ...]
@@ -40,7 +41,7 @@ class Composite(AbstractConfiguration):
                 f"configuration, got shape {weights.shape}."
             )
         self.configurations = configurations
-        self.part_weights = weights
+        self.part_weights = check_finite(weights, "weights")
 
     @property
     def window_length(self) -> int:

@@ -9,11 +9,12 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Int, PyTree
 
-from .._checks import check_int
+from .._checks import as_arrays, check_data, check_int
 from .._custom_types import BatchIndex, EpochBatches
 from ._dataset import AbstractDataset, leaves_with_paths as _leaves_with_paths
 
 _STARTS = ("all", "initial")
+_SHAPE = "(samples, time, channels, *spatial)"
 
 
 class Windows(AbstractDataset):
@@ -26,9 +27,11 @@ class Windows(AbstractDataset):
 
     **Arguments:**
 
-    - `trajectories`: a PyTree of arrays whose leaves all have shape `(samples, time, ...)`,
-      with the same `samples` and `time` (e.g. the state `(samples, time, channels, *spatial)`
-      and a forcing per time step that travels with it).
+    - `trajectories`: a PyTree of floating-point arrays whose leaves all have shape
+      `(samples, time, channels, ...)`, with the same `samples` and `time` (e.g. the state
+      `(samples, time, channels, *spatial)` and a forcing per time step that travels with
+      it), none empty and all finite: NaN or inf is refused here, naming the first bad sample
+      and time level (checked once, on concrete data; traced data is not checked).
     - `length`: time levels per window, i.e. rollout steps + 1; a static int `>= 1`.
     - `starts`: `"all"` (every start `0, ..., time - length`) or `"initial"` (start `0` only,
       one window per sample: rollouts from the initial condition).
@@ -60,18 +63,19 @@ class Windows(AbstractDataset):
         check_int("length", length, 1)
         if not isinstance(starts, str) or starts not in _STARTS:
             raise ValueError(f"`starts` must be one of {_STARTS}, got {starts!r}.")
-        trajectories = jax.tree_util.tree_map(jnp.asarray, trajectories)
+        trajectories = as_arrays(trajectories, "trajectories", f"of shape {_SHAPE}")
         leaves = _leaves_with_paths(trajectories)
         if not leaves:
             raise ValueError(
-                "`trajectories` must hold at least one array of shape (samples, time, ...), "
-                f"got a PyTree with no leaves: {trajectories!r}."
+                f"`trajectories` must hold at least one array of shape {_SHAPE}, got a PyTree "
+                f"with no leaves: {trajectories!r}."
             )
         for path, leaf in leaves:
-            if leaf.ndim < 2:
+            if leaf.ndim < 3:
                 raise ValueError(
-                    "`trajectories` leaves must have shape (samples, time, ...), got shape "
-                    f"{leaf.shape} at {path}."
+                    f"`trajectories` leaves must have shape {_SHAPE} (at least 3 axes), got "
+                    f"shape {leaf.shape} at {path}. One trajectory needs a samples axis "
+                    "(`data[None]`); a scalar per time level a channel axis (`x[..., None]`)."
                 )
         first_path, first = leaves[0]
         for path, leaf in leaves[1:]:
@@ -80,6 +84,7 @@ class Windows(AbstractDataset):
                     "`trajectories` leaves must agree on (samples, time), got shape "
                     f"{first.shape} at {first_path} and shape {leaf.shape} at {path}."
                 )
+        check_data(trajectories, "trajectories", ("sample", "time level"), _SHAPE)
         num_samples, num_times = first.shape[:2]
         if length > num_times:
             raise ValueError(

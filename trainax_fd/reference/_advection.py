@@ -1,22 +1,23 @@
 """Linear advection `u_t + c . grad u = 0` with upwind, central or Lax-Wendroff stencils."""
 
-import warnings
 from typing import Literal
 
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import warn
 from .._custom_types import AnyArray, Coefficient, State
 from ..stencil import BoundarySpec, Grid, boundary_pairs, central, second, upwind
-from ._base import AbstractStepper, array_module, as_array, check_dt
+from ._base import AbstractStepper, array_module, as_array, check_coefficient, check_dt
 
 SCHEMES = ("upwind", "central", "lax_wendroff")
 
 
 def velocity_vector(velocity: Coefficient, grid: Grid) -> AnyArray:
-    """A velocity as one component per axis, shape `(dim,)`; a scalar applies to every axis."""
-    c = as_array(velocity, "velocity")
+    """A finite velocity as one component per axis, shape `(dim,)`; a scalar applies to every
+    axis."""
+    c = check_coefficient(as_array(velocity, "velocity"), "velocity")
     if c.ndim == 0:
         xp = array_module(c)
         return jnp.asarray(xp.broadcast_to(xp.asarray(c), (grid.ndim,)))
@@ -41,8 +42,8 @@ class Advection(AbstractStepper):
     **Arguments:**
 
     - `grid`, `bc`: the grid and boundary specification.
-    - `velocity`: scalar or one component per axis, shape `(dim,)`; an array leaf.
-    - `dt`: time step; an array leaf.
+    - `velocity`: scalar or one component per axis, shape `(dim,)`, finite; an array leaf.
+    - `dt`: time step, finite and positive; an array leaf.
     - `scheme`: one of `"upwind"`, `"central"`, `"lax_wendroff"`.
     """
 
@@ -76,11 +77,10 @@ class Advection(AbstractStepper):
             self.dt = check_dt(dt, limit, "Lax-Wendroff advection", "|c_a| dt / h_a <= 1")
         else:
             if xp is np and bool(np.any(np.asarray(self.velocity) != 0)):
-                warnings.warn(
+                warn(
                     "Central (FTCS) advection is unconditionally unstable: every mode grows by "
                     "sqrt(1 + (c dt/h)^2 sin^2(kh)) per step. Use 'upwind' or 'lax_wendroff' "
-                    "for long rollouts.",
-                    stacklevel=2,
+                    "for long rollouts."
                 )
             self.dt = check_dt(dt, np.inf, "central advection", "dt > 0")
 

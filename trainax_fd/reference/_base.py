@@ -3,10 +3,10 @@
 import abc
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import check_finite, is_concrete as is_concrete
 from .._custom_types import AnyArray, Coefficient, State
 from ..stencil import Grid
 
@@ -45,11 +45,6 @@ def _checked_step(stepper: AbstractStepper, u: State) -> State:
     return stepper.step(u)
 
 
-def is_concrete(*values) -> bool:
-    """Whether none of `values` is traced (so Python-side checks can look at them)."""
-    return not any(isinstance(v, jax.core.Tracer) for v in jax.tree_util.tree_leaves(values))
-
-
 def array_module(*values):
     """NumPy for concrete values (checks then compile nothing), `jax.numpy` for traced ones."""
     return np if is_concrete(*values) else jnp
@@ -71,23 +66,40 @@ def as_array(value: Coefficient, name: str) -> AnyArray:
 
 
 def check_dt(dt: AnyArray, limit, scheme: str, condition: str) -> AnyArray:
-    """Stop an explicit scheme that would blow up: `dt` must not exceed `limit`.
+    """Stop a step that would blow up: `dt` must be finite, positive and not exceed `limit`
+    (`np.inf` for an unconditionally stable scheme).
 
     Concrete values raise a `ValueError` now; traced ones are checked when run (`eqx.error_if`).
 
     **Returns:** `dt`, to be stored (the traced check rides on it).
     """
+    dt = check_finite(dt, "dt")
     if is_concrete(dt, limit):
-        dt_max, limit_max = float(np.max(np.asarray(dt))), float(np.min(np.asarray(limit)))
-        if dt_max <= 0:
-            raise ValueError(f"`dt` must be positive, got {dt_max}.")
+        dt_min, dt_max = float(np.min(np.asarray(dt))), float(np.max(np.asarray(dt)))
+        limit_max = float(np.min(np.asarray(limit)))
+        if dt_min <= 0:
+            raise ValueError(f"`dt` must be positive, got {dt_min:.6g}.")
         if dt_max > limit_max * (1 + 1e-9):
             raise ValueError(
                 f"`dt`={dt_max:.6g} exceeds the stable limit {limit_max:.6g} of {scheme} "
                 f"({condition}); a stable choice is dt={0.9 * limit_max:.6g}."
             )
         return dt
+    dt = eqx.error_if(dt, jnp.any(dt <= 0), "`dt` must be positive.")
+    if is_concrete(limit) and np.all(np.isinf(np.asarray(limit))):
+        return dt
     limit = jnp.asarray(limit, dtype=jnp.result_type(dt))
     return eqx.error_if(
         dt, jnp.any(dt > limit), f"`dt` exceeds the stable limit of {scheme} ({condition})."
     )
+
+
+def check_coefficient(value: AnyArray, name: str, *, nonnegative: bool = False) -> AnyArray:
+    """A physical coefficient, finite (and `>= 0` with `nonnegative`: a negative diffusivity
+    makes the problem ill-posed, every mode grows). Concrete values raise a `ValueError` now;
+    traced ones (swept under `jax.vmap`) are checked when run.
+
+    **Returns:** the value, to be stored (the traced check rides on it).
+    """
+    why = f"; a negative {name} makes the problem ill-posed (every mode grows)"
+    return check_finite(value, name, nonnegative=nonnegative, why_nonnegative=why)

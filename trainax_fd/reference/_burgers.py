@@ -5,7 +5,7 @@ import jax.numpy as jnp
 
 from .._custom_types import AnyArray, Coefficient, State
 from ..stencil import BoundarySpec, Grid, boundary_pairs, laplacian, upwind
-from ._base import AbstractStepper, array_module, as_array, check_dt
+from ._base import AbstractStepper, array_module, as_array, check_coefficient, check_dt
 
 
 class Burgers(AbstractStepper):
@@ -15,13 +15,17 @@ class Burgers(AbstractStepper):
     convected by `u . grad`, with the upwind side chosen per point by the sign of the local
     velocity; viscosity uses the Laplacian stencil. The viscous limit
     `dt * nu * sum_a 2 / h_a^2 <= 1` is checked here; the convective limit
-    `dt * sum_a max|u_a| / h_a <= 1` depends on the state (see `max_stable_dt`).
+    `dt * (sum_a max|u_a| / h_a + nu sum_a 2 / h_a^2) <= 1` depends on the state (see
+    `max_stable_dt`). `trajectories` checks it at every step of the data it makes and warns,
+    naming the first sample and time level over the limit (a warning, not an error: the limit
+    is sufficient, not necessary). A step itself does not check it, so the stepper can serve
+    as the reference of a loss on a network's predictions, whatever their size.
 
     **Arguments:**
 
     - `grid`, `bc`: the grid and boundary specification.
-    - `viscosity`: scalar `nu`; an array leaf.
-    - `dt`: time step; an array leaf.
+    - `viscosity`: scalar `nu`, finite and `>= 0`; an array leaf.
+    - `dt`: time step, finite and positive; an array leaf.
     """
 
     grid: Grid = eqx.field(static=True)
@@ -34,6 +38,7 @@ class Burgers(AbstractStepper):
         self.viscosity = as_array(viscosity, "viscosity")
         if self.viscosity.ndim != 0:
             raise ValueError(f"`viscosity` must be a scalar, got shape {self.viscosity.shape}.")
+        self.viscosity = check_coefficient(self.viscosity, "viscosity", nonnegative=True)
         inv_h2 = sum(2.0 / h**2 for h in grid.spacing)
         xp = array_module(self.viscosity)
         limit = 1.0 / (xp.maximum(xp.asarray(self.viscosity), 1e-30) * inv_h2)

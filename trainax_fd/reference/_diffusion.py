@@ -6,7 +6,7 @@ import numpy as np
 
 from .._custom_types import AnyArray, Coefficient, State
 from ..stencil import BoundarySpec, Grid, boundary_pairs, div_k_grad, laplacian
-from ._base import AbstractStepper, array_module, as_array, check_dt
+from ._base import AbstractStepper, array_module, as_array, check_coefficient, check_dt
 
 
 def coefficient_field(value: Coefficient, grid: Grid, name: str) -> AnyArray:
@@ -29,9 +29,10 @@ class Diffusion(AbstractStepper):
     **Arguments:**
 
     - `grid`, `bc`: the grid and boundary specification.
-    - `diffusivity`: scalar or field `(1 or channels, *spatial)`; an array leaf.
-    - `dt`: time step; an array leaf.
-    - `source`: optional constant source, scalar or `(1 or channels, *spatial)`.
+    - `diffusivity`: scalar or field `(1 or channels, *spatial)`, finite and `>= 0`; an
+      array leaf.
+    - `dt`: time step, finite and positive; an array leaf.
+    - `source`: optional constant source, scalar or `(1 or channels, *spatial)`, finite.
     """
 
     grid: Grid = eqx.field(static=True)
@@ -49,8 +50,10 @@ class Diffusion(AbstractStepper):
         source: Coefficient = 0.0,
     ):
         self.grid, self.bc = grid, boundary_pairs(bc, grid)
-        self.diffusivity = coefficient_field(diffusivity, grid, "diffusivity")
-        self.source = coefficient_field(source, grid, "source")
+        self.diffusivity = check_coefficient(
+            coefficient_field(diffusivity, grid, "diffusivity"), "diffusivity", nonnegative=True
+        )
+        self.source = check_coefficient(coefficient_field(source, grid, "source"), "source")
         inv_h2 = sum(2.0 / h**2 for h in grid.spacing)
         xp = array_module(self.diffusivity)
         limit = 1.0 / (xp.maximum(xp.max(xp.asarray(self.diffusivity)), 1e-30) * inv_h2)
@@ -85,8 +88,8 @@ class FourierHeat(AbstractStepper):
     **Arguments:**
 
     - `grid`: the grid; every axis is treated as periodic.
-    - `diffusivity`: scalar `k`; an array leaf.
-    - `dt`: time step; an array leaf.
+    - `diffusivity`: scalar `k`, finite and `>= 0`; an array leaf.
+    - `dt`: time step, finite and positive; an array leaf.
     """
 
     grid: Grid = eqx.field(static=True)
@@ -106,7 +109,8 @@ class FourierHeat(AbstractStepper):
                 "`diffusivity` of FourierHeat must be a scalar, got shape "
                 f"{self.diffusivity.shape}."
             )
-        self.dt = as_array(dt, "dt")
+        self.diffusivity = check_coefficient(self.diffusivity, "diffusivity", nonnegative=True)
+        self.dt = check_dt(as_array(dt, "dt"), np.inf, "the exact Fourier heat step", "dt > 0")
 
     def step(self, u: State) -> State:
         axes = tuple(range(1, u.ndim))

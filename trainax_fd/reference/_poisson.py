@@ -8,7 +8,7 @@ import numpy as np
 
 from .._custom_types import AnyArray, Coefficient, State
 from ..stencil import BoundarySpec, Grid, boundary_pairs, div_k_grad, div_k_grad_diagonal
-from ._base import AbstractStepper, as_array, is_concrete
+from ._base import AbstractStepper, as_array, check_coefficient, is_concrete
 from ._diffusion import coefficient_field
 
 METHODS = ("jacobi", "red_black")
@@ -56,8 +56,10 @@ class PoissonRelaxation(AbstractStepper):
         if method not in METHODS:
             raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
         self.grid, self.bc, self.method = grid, boundary_pairs(bc, grid), method
-        self.conductivity = coefficient_field(conductivity, grid, "conductivity")
-        self.source = coefficient_field(source, grid, "source")
+        self.conductivity = check_coefficient(
+            coefficient_field(conductivity, grid, "conductivity"), "conductivity"
+        )
+        self.source = check_coefficient(coefficient_field(source, grid, "source"), "source")
         self.omega = as_array(omega, "omega")
         upper = 1.0 if method == "jacobi" else 2.0
         if is_concrete(self.omega) and not 0.0 < float(self.omega) <= upper:

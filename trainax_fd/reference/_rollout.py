@@ -5,10 +5,11 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jaxtyping import Array, Float
 
-from .._checks import check_int
+from .._checks import check_int, check_step, is_concrete, warn
 from .._custom_types import State, Trajectory
 
 
@@ -45,6 +46,7 @@ def _rollout(rollout: Rollout, u0: State) -> Trajectory:
 
     def body(u, _):
         u_next = step(u)
+        check_step(u, u_next)  # at trace time: a clear error, not the scan's about its carry
         return u_next, u_next
 
     _, trajectory = lax.scan(body, u0, None, length=rollout.num_steps)
@@ -89,7 +91,13 @@ class Repeated(eqx.Module):
 
     def __call__(self, u: State) -> State:
         step = _body(self.stepper, self.checkpoint)
-        u, _ = lax.scan(lambda v, _: (step(v), None), u, None, length=self.num_substeps)
+
+        def body(v, _):
+            v_next = step(v)
+            check_step(v, v_next)  # at trace time: a clear error, not the scan's
+            return v_next, None
+
+        u, _ = lax.scan(body, u, None, length=self.num_substeps)
         return u
 
 
@@ -107,6 +115,16 @@ def repeat(
     return Repeated(stepper, num_substeps, bool(checkpoint))
 
 
+def _one(batch):
+    """The shapes of one sample of a batch."""
+    return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), batch)
+
+
+def _state_dependent_limit(stepper) -> bool:
+    """Whether `stepper` has a stable `dt` that depends on the state (`Burgers`)."""
+    return callable(getattr(stepper, "max_stable_dt", None)) and hasattr(stepper, "dt")
+
+
 @eqx.filter_jit
 def _trajectories(stepper, initial, num_steps: int, include_init: bool, unroll: int):
     first = int(include_init)
@@ -114,13 +132,46 @@ def _trajectories(stepper, initial, num_steps: int, include_init: bool, unroll: 
     if include_init:
         data = lax.dynamic_update_index_in_dim(data, initial, 0, axis=1)
     step = jax.vmap(stepper)
+    # With a state-dependent stability limit, per sample: the first time level whose state is
+    # over it (`num_steps` where none is) and the limit there.
+    monitor = _state_dependent_limit(stepper)
+    if monitor:
+        dtype = jnp.result_type(stepper.dt)
+        over = (jnp.full(initial.shape[:1], num_steps), jnp.full(initial.shape[:1], jnp.inf, dtype))
+    else:
+        over = ()
 
     def body(t, carry):
-        u, data = carry
-        u = step(u)
-        return u, lax.dynamic_update_index_in_dim(data, u, t + first, axis=1)
+        u, data, over = carry
+        if monitor:
+            here = jax.vmap(stepper.max_stable_dt)(u).astype(over[1].dtype)
+            new = (over[0] == num_steps) & (stepper.dt > here)
+            level = jnp.asarray(t, over[0].dtype)
+            over = (jnp.where(new, level, over[0]), jnp.where(new, here, over[1]))
+        u_next = step(u)
+        check_step(_one(u), _one(u_next))  # at trace time, before the loop compares its carries
+        data = lax.dynamic_update_index_in_dim(data, u_next, t + first, axis=1)
+        return u_next, data, over
 
-    return lax.fori_loop(0, num_steps, body, (initial, data), unroll=unroll)[1]
+    _, data, over = lax.fori_loop(0, num_steps, body, (initial, data, over), unroll=unroll)
+    return data, over if monitor else None
+
+
+def _warn_if_unstable(stepper, over, limit, num_steps: int) -> None:
+    """Warn, naming the first sample whose rollout went over its stable `dt`."""
+    over = np.asarray(over)
+    bad = np.flatnonzero(over < num_steps)
+    if bad.size == 0:
+        return
+    sample = int(bad[0])
+    level, here = int(over[sample]), float(np.asarray(limit)[sample])
+    dt = float(np.max(np.asarray(stepper.dt)))
+    warn(
+        f"`stepper` ({type(stepper).__name__}) is unstable on these data: its `dt`={dt:.6g} "
+        f"exceeds `max_stable_dt`={here:.6g} of sample {sample} at time level {level} "
+        f"({bad.size} of {over.size} samples go over the limit); the trajectories may blow up. "
+        f"A stable choice for that state is dt={0.9 * here:.6g}, or smaller initial states."
+    )
 
 
 def trajectories(
@@ -139,6 +190,12 @@ def trajectories(
     cost of data generation). Use it to make data, not inside a differentiated loss: its
     reverse-mode derivative would store the whole buffer per step; `rollout` is the
     differentiable one.
+
+    A stepper whose stable `dt` depends on the state (one with `max_stable_dt(u)` and `dt`,
+    like `Burgers`: its convective limit) is checked at every step, inside the same compiled
+    loop; if a state goes over the limit, a `UserWarning` names the first such sample and its
+    time level (the call then waits for the data). A stepper must map a state to one of the
+    same shape and dtype; anything else is a `ValueError` before the loop runs.
 
     **Arguments:**
 
@@ -159,4 +216,7 @@ def trajectories(
             "`initial` must be a batch of states (samples, channels, *spatial), got shape "
             f"{getattr(initial, 'shape', None)}."
         )
-    return _trajectories(stepper, jnp.asarray(initial), num_steps, bool(include_init), unroll)
+    data, over = _trajectories(stepper, jnp.asarray(initial), num_steps, bool(include_init), unroll)
+    if over is not None and is_concrete(over):
+        _warn_if_unstable(stepper, *over, num_steps)
+    return data

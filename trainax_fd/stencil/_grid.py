@@ -1,6 +1,7 @@
 """A static, hashable description of a uniform Cartesian grid."""
 
 import dataclasses
+import math
 from typing import Literal
 
 import equinox as eqx
@@ -13,7 +14,7 @@ PLACEMENTS: tuple[str, ...] = ("cell", "vertex", "periodic")
 
 
 def _per_axis(name: str, value, ndim: int) -> tuple:
-    if isinstance(value, (str, int, float, np.number)):
+    if isinstance(value, str) or np.ndim(value) == 0:
         return (value,) * ndim
     value = tuple(value)
     if len(value) != ndim:
@@ -39,7 +40,8 @@ class Grid:
     **Arguments:**
 
     - `shape`: points per axis, e.g. `(64,)` or `(32, 32)`.
-    - `extent`: domain length per axis (a single float applies to every axis).
+    - `extent`: domain length per axis, finite and positive (a single float applies to every
+      axis).
     - `placement`: one of `"cell"`, `"vertex"`, `"periodic"`, or one per axis.
 
     !!! example
@@ -67,14 +69,22 @@ class Grid:
         if not all(isinstance(n, (int, np.integer)) and n >= 1 for n in shape):
             raise ValueError(f"`shape` must hold positive ints, got {shape}.")
         extent = _per_axis("extent", self.extent, len(shape))
-        if not all(float(e) > 0 for e in extent):
-            raise ValueError(f"`extent` must be positive, got {extent}.")
+        try:
+            if any(isinstance(e, str | bytes | bool | np.bool_) for e in extent):
+                raise TypeError
+            extent = tuple(float(e) for e in extent)
+        except TypeError:
+            raise TypeError(
+                f"`extent` must be a number or one number per axis, got {self.extent!r}."
+            ) from None
+        if not all(math.isfinite(e) and e > 0 for e in extent):
+            raise ValueError(f"`extent` must be finite and positive, got {extent}.")
         placement = _per_axis("placement", self.placement, len(shape))
         for p in placement:
             if p not in PLACEMENTS:
                 raise ValueError(f"`placement` must be one of {PLACEMENTS}, got {p!r}.")
         object.__setattr__(self, "shape", tuple(int(n) for n in shape))
-        object.__setattr__(self, "extent", tuple(float(e) for e in extent))
+        object.__setattr__(self, "extent", extent)
         object.__setattr__(self, "placement", placement)
 
     @property
