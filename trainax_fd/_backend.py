@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from ._layout import canonical_convolutions, jaxpr_has_convolution
-from ._warnings import warn_user
+from ._checks import warn
 
 #: Compile options: a sorted tuple of `(name, value)` pairs (hashable), or `None`.
 Options = tuple[tuple[str, object], ...] | None
@@ -37,7 +37,7 @@ def _accepted(options: Options) -> bool:
     try:
         jax.jit(lambda: jnp.zeros(()), compiler_options=dict(options)).lower().compile()
     except Exception as error:  # XLA reports unknown or malformed options at compile time
-        warn_user(
+        warn(
             f"`compiler_options` {dict(options)} were refused by the installed XLA ({error}); "
             "compiling with XLA's defaults instead."
         )

@@ -11,7 +11,7 @@ from jax import lax
 from jaxtyping import Array, Int, PyTree
 
 from .._checks import check_int
-from .._warnings import warn_user
+from .._checks import warn
 from ._batching import DROP_REMAINDER, AbstractBatching
 from ._dataset import AbstractDataset
 
@@ -78,7 +78,7 @@ class Shuffled(AbstractDataSource):
         if n < 1:
             raise ValueError(f"`dataset` must hold at least one example, got {n}.")
         if batch_size > n:
-            warn_user(
+            warn(
                 f"`batch_size` ({batch_size}) is larger than the number of examples ({n}); "
                 f"training full-batch with {n} examples per step."
             )
