@@ -12,8 +12,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._layout import canonical_convolutions, jaxpr_has_convolution
 from ._checks import warn
+from ._layout import canonical_convolutions, jaxpr_has_convolution
 
 #: Compile options: a sorted tuple of `(name, value)` pairs (hashable), or `None`.
 Options = tuple[tuple[str, object], ...] | None

@@ -10,8 +10,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Int, PyTree
 
-from .._checks import check_int
-from .._checks import warn
+from .._checks import check_int, warn
 from ._batching import DROP_REMAINDER, AbstractBatching
 from ._dataset import AbstractDataset
 
