@@ -135,11 +135,9 @@ def stop_gradient_if(cut, state: PyTree[Array]) -> PyTree[Array]:
 
 
 #: Chains of up to this many steps of a stepper with convolutions are unrolled: XLA:CPU runs
-#: the training step of a ConvNet with an unrolled 5-step rollout ~1.4x faster than with the
-#: rollout as a loop (50 against 68 ms), for ~1.5 s more compilation. Other steppers, and
-#: longer chains, stay loops: the 2-weight upwind stepper's 4-step chain compiles ~40 % faster
-#: as a loop (0.30 against 0.50 s) and runs 3000 steps 0.05 s slower, and a loop's compile time
-#: does not grow with its length.
+#: convolutions outside loops on its faster kernels, which outweighs the longer compilation of
+#: a short unrolled chain. Other steppers, and longer chains, stay loops, whose compile time
+#: does not grow with their length (measurements: docs/architecture.md).
 UNROLL_UP_TO = 8
 
 
@@ -163,8 +161,7 @@ def maybe_remat(fn: Callable, remat: Remat, length: int) -> Callable:
     """`fn`, the step of a chain of `length` steps, rematerialised in the backward pass
     (`jax.checkpoint`) when `remat`; `"auto"`: when the chain is longer than `UNROLL_UP_TO`
     steps. The backward pass then keeps one state a step instead of every activation of the
-    step (a rollout-20 ConvNet training: 1.5x the data at peak instead of 3.9x), for one more
-    forward pass of each step (+17 % a step measured on CPU)."""
+    step (memory flat in the chain's length), for one more forward pass of each step."""
     if remat == "auto":
         remat = length > UNROLL_UP_TO
     return eqx.filter_checkpoint(fn) if remat else fn
