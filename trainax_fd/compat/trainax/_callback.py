@@ -164,9 +164,6 @@ class CompositeCallback(eqx.Module):
             out.update(c(update_i, stepper, data))
         return out
 
-    def to_native(self) -> list:
-        return [m for c in self.callbacks for m in c.to_native()]
-
 
 def flat(callback_fn) -> list[BaseCallback]:
     """The leaf callbacks of a callback (a `CompositeCallback` or one callback)."""
