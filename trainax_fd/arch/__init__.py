@@ -7,6 +7,7 @@ Every architecture acts on one sample `(channels, *spatial)` in 1D, 2D or 3D (ba
 from ._base import AbstractArchitecture as AbstractArchitecture
 from ._convnet import ConvNet as ConvNet
 from ._resnet import ResNet as ResNet
+from ._sip_unet import SIPUNet as SIPUNet
 from ._stencil_conv import (
     StencilConv as StencilConv,
     finite_difference_net as finite_difference_net,
