@@ -336,3 +336,32 @@ def test_sample_data():
     c = np.sqrt(8.0 / 3.0 * 27.0)
     fixed = jnp.array([c, c, 27.0])  # a fixed point of the Lorenz system
     np.testing.assert_allclose(stepper(fixed), fixed, rtol=1e-6)
+
+
+def test_errors_name_trainax_arguments(data):
+    def raises(message, fn, *args, **kwargs):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            fn(*args, **kwargs)
+
+    adam = optax.adam(1e-3)
+    trainer = tx.trainer.SupervisedTrainer
+    raises("`num_training_steps` must be an int >= 1, got 0.", trainer, data, optimizer=adam,
+           num_training_steps=0, batch_size=2)  # fmt: skip
+    raises("`batch_size` must be an int >= 1, got 0.", trainer, data, optimizer=adam,
+           num_training_steps=3, batch_size=0)  # fmt: skip
+    times = data.shape[1]
+    raises(f"`num_rollout_steps` ({times}) needs windows of {times + 1} time levels, but "
+           f"`data_trajectories` has {times}.", trainer, data, optimizer=adam,
+           num_training_steps=3, batch_size=2, num_rollout_steps=times)  # fmt: skip
+    raises(f"`sub_trajectory_len` ({times + 1}) must be at most the number of time levels",
+           tx.TrajectorySubStacker, data, times + 1)  # fmt: skip
+    stacker = tx.TrajectorySubStacker(data, 2)
+    raises("`num_minibatches` must be an int >= 1, got 0.", tx.GeneralTrainer, stacker,
+           tx.configuration.Supervised(1), optimizer=adam, num_minibatches=0,
+           batch_size=2)  # fmt: skip
+
+
+def test_the_mixers_warning_points_at_the_users_line():
+    with pytest.warns(UserWarning, match=re.escape("training full-batch")) as seen:
+        tx.PermutationMixer(5, 3, 10, shuffle_key=jax.random.key(0))
+    assert seen[0].filename == __file__

@@ -2,7 +2,6 @@
 windows instead of stacked copies, and the epoch permutations of `TrainaxBatching`."""
 
 import math
-import warnings
 
 import equinox as eqx
 import jax
@@ -11,7 +10,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Int, PyTree
 
-from ..._checks import check_int, check_key
+from ..._checks import check_int, check_key, warn
 from ...data import TrainaxBatching, Windows
 
 
@@ -39,6 +38,15 @@ class TrajectorySubStacker(eqx.Module):
         only_store_ic: bool = False,
     ):
         starts = "all" if do_sub_stacking else "initial"
+        check_int("sub_trajectory_len", sub_trajectory_len)
+        times = {
+            getattr(x, "shape", (0, 0))[1:2] for x in jax.tree_util.tree_leaves(data_trajectories)
+        }
+        if any(t and sub_trajectory_len > t[0] for t in times):
+            raise ValueError(
+                f"`sub_trajectory_len` ({sub_trajectory_len}) must be at most the number of time "
+                f"levels of `data_trajectories` ({min(t[0] for t in times if t)})."
+            )
         windows = Windows(data_trajectories, sub_trajectory_len, starts=starts)
         if only_store_ic:  # the first level of each window: windows of one level
             last = windows.windows_per_sample
@@ -97,11 +105,9 @@ class PermutationMixer(eqx.Module):
         check_int("batch_size", batch_size)
         check_key(shuffle_key, "shuffle_key")
         if batch_size > num_total_samples:
-            warnings.warn(
+            warn(
                 f"`batch_size` ({batch_size}) is larger than the number of samples "
-                f"({num_total_samples}); training full-batch.",
-                UserWarning,
-                stacklevel=2,
+                f"({num_total_samples}); training full-batch."
             )
             batch_size = num_total_samples
         per_epoch = TrainaxBatching().batches_per_epoch(num_total_samples, batch_size)

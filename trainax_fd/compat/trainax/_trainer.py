@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import optax
 
 from ... import trainers
+from ..._checks import check_int
 from ...data import TrainaxBatching
 from ._callback import aux_history, flat
 from ._configuration import BaseConfiguration, DivertedChainBranchOne, Residuum, Supervised
@@ -55,6 +56,8 @@ class GeneralTrainer(eqx.Module):
                 "`trajectory_sub_stacker` must be a `tx.TrajectorySubStacker`, got "
                 f"{type(trajectory_sub_stacker).__name__}."
             )
+        check_int("num_minibatches", num_minibatches)
+        check_int("batch_size", batch_size)
         if not isinstance(loss_configuration, BaseConfiguration):
             raise TypeError(
                 "`loss_configuration` must be a trainax configuration (`tx.configuration.*`), "
@@ -120,7 +123,16 @@ class GeneralTrainer(eqx.Module):
 
 
 def _trainer(data, config, ic_only, do_sub_stacking, **kwargs) -> GeneralTrainer:
+    """The trainer functions' common body; errors name trainax's arguments."""
+    check_int("num_training_steps", kwargs["num_minibatches"])
+    check_int("batch_size", kwargs["batch_size"])
     window_length = config.num_rollout_steps + 1
+    times = [x.shape[1] for x in jax.tree_util.tree_leaves(data) if getattr(x, "ndim", 0) >= 2]
+    if times and window_length > min(times):
+        raise ValueError(
+            f"`num_rollout_steps` ({config.num_rollout_steps}) needs windows of {window_length} "
+            f"time levels, but `data_trajectories` has {min(times)}."
+        )
     stacker = TrajectorySubStacker(
         data, window_length, do_sub_stacking=do_sub_stacking, only_store_ic=ic_only
     )
