@@ -349,8 +349,20 @@ def test_errors_name_the_argument():
         (
             TypeError,
             "`levels` must be a non-empty sequence of `Minimisation`s (what `coarse_to_fine` "
-            "returns), got [].",
+            "returns), got an empty list.",
             lambda: rp.plot_levels([]),
+        ),
+        (
+            TypeError,
+            "`levels` must be a non-empty sequence of `Minimisation`s (what `coarse_to_fine` "
+            "returns), got tuple holding ndarray.",
+            lambda: rp.plot_levels((np.ones(3),)),
+        ),
+        (
+            TypeError,
+            "`levels` must be a non-empty sequence of `Minimisation`s (what `coarse_to_fine` "
+            "returns), got dict.",
+            lambda: rp.plot_levels({}),
         ),
         (
             TypeError,

@@ -27,10 +27,16 @@ def plot_levels(levels: Sequence[Minimisation], *, ax=None):
 
     **Returns:** the axes.
     """
-    if not levels or not all(isinstance(r, Minimisation) for r in levels):
+    if isinstance(levels, Sequence):
+        bad = [type(r).__name__ for r in levels if not isinstance(r, Minimisation)]
+        got = f"{type(levels).__name__} holding {bad[0]}" if bad else None
+        got = f"an empty {type(levels).__name__}" if not levels else got
+    else:
+        got = type(levels).__name__
+    if got is not None:
         raise TypeError(
             "`levels` must be a non-empty sequence of `Minimisation`s (what `coarse_to_fine` "
-            f"returns), got {levels!r}."
+            f"returns), got {got}."
         )
     ax = _axes(ax)
     offset = 0

@@ -140,9 +140,9 @@ def refine(u: State, grid: Grid, bc: BoundarySpec = "dirichlet") -> State:
 
     A fine cell centre lies a quarter of a coarse cell from the nearest coarse centre, so along
     each axis it takes `3/4` of that value and `1/4` of the next one; beyond the edge the next
-    one is the ghost of `bc` (for `T = 0`: the odd reflection). Exact for functions linear in
-    each coordinate wherever the ghosts are (with `Dirichlet(0)` only where they are not used,
-    away from the boundary).
+    one is the ghost of `bc` (for `T = 0`: the odd reflection). Bilinear functions come out
+    exactly at every fine point but the outermost layer, which is exact where the ghosts
+    continue the function linearly (a linear function with its `Neumann` fluxes, say).
 
     **Arguments:**
 
