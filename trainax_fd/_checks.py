@@ -112,6 +112,8 @@ def as_arrays(tree, name: str, expected: str):
                 "first, e.g. `np.load(path)`."
             )
         try:
+            if isinstance(leaf, np.ndarray):  # one device copy (`jnp.asarray` keeps two)
+                return jax.device_put(leaf)
             return jnp.asarray(leaf)
         except (TypeError, ValueError):
             raise TypeError(

@@ -4,7 +4,6 @@ a function) to a data source and an objective: one place for the Trainer and `Fu
 from collections.abc import Callable
 
 import jax
-import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ..data import AbstractDataset, AbstractDataSource, Shuffled, Windows
@@ -34,10 +33,6 @@ def build_dataset(
         if isinstance(data, Windows):
             _check_configuration_fits(objective, data)
         return data
-    # NumPy leaves placed on the device once: `jnp.asarray` would keep a second host copy
-    data = jax.tree_util.tree_map(
-        lambda x: jax.device_put(x) if isinstance(x, np.ndarray) else x, data
-    )
     if not isinstance(objective, WindowObjective):
         raise TypeError(
             "`data` given as trajectories needs a configuration as `objective` (windows of "
