@@ -5,6 +5,7 @@ from . import (
     arch as arch,
     configurations as configurations,
     data as data,
+    evaluation as evaluation,
     landscape as landscape,
     losses as losses,
     plot as plot,

@@ -48,8 +48,10 @@ class Sobolev(AbstractLoss):
         return jnp.mean(jnp.square(d)) + weight * jnp.sum(per_axis)
 
 
-def _band_weights(spatial: tuple[int, ...], low: int, high: int) -> np.ndarray:
-    """Parseval weights of the `rfftn` half spectrum, zero outside the band `[low, high]`."""
+def _band_weights(spatial: tuple[int, ...], low: int, high: int, derivative: int = 0) -> np.ndarray:
+    """Parseval weights of the `rfftn` half spectrum, zero outside the band `[low, high]`;
+    with `derivative` `s > 0`, times `sum_a |k_a|^(2 s)` (the `s`-th derivative along each
+    axis, summed over the axes)."""
     ks = [np.abs(np.fft.fftfreq(n) * n) for n in spatial[:-1]]
     last = spatial[-1]
     ks.append(np.fft.rfftfreq(last) * last)
@@ -62,7 +64,10 @@ def _band_weights(spatial: tuple[int, ...], low: int, high: int) -> np.ndarray:
     if last % 2 == 0:
         double[-1] = 1.0
     inside = (kmax >= low) & (kmax <= high)
-    return np.where(inside, double, 0.0)
+    weights = np.where(inside, double, 0.0)
+    if derivative:
+        weights = weights * sum(np.abs(ka) ** (2 * derivative) for ka in k)
+    return weights
 
 
 class FourierBand(AbstractLoss):
@@ -74,23 +79,31 @@ class FourierBand(AbstractLoss):
     conjugate pair count twice, so by Parseval the full band (`low = 0`, `high` at least the
     largest `|k|`, `max(spatial) // 2`) equals `MSE`. Assumes periodic data.
 
+    With `derivative` `s > 0`, each mode's power is weighted by `sum_a |k_a|^(2 s)`: the band's
+    part of the mean square of the `s`-th spectral derivative with respect to `2 pi x_a / L_a`,
+    summed over the axes (the Fourier-band metrics of `trainax_fd.evaluation` normalise it,
+    which removes the `2 pi / L` scale).
+
     **Arguments:**
 
     - `low`: the smallest wavenumber magnitude in the band, an int `>= 0` (static).
     - `high`: the largest wavenumber magnitude in the band, an int `>= low` (static).
+    - `derivative`: the order `s >= 0` of the derivative whose power is taken (static).
     """
 
     low: int = eqx.field(static=True)
     high: int = eqx.field(static=True)
+    derivative: int = eqx.field(static=True)
 
-    def __init__(self, low: int, high: int):
-        for name, value in (("low", low), ("high", high)):
+    def __init__(self, low: int, high: int, derivative: int = 0):
+        for name, value in (("low", low), ("high", high), ("derivative", derivative)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise ValueError(f"`{name}` must be a non-negative int, got {value!r}.")
         if high < low:
             raise ValueError(f"`high` must be at least `low` = {low}, got {high}.")
         self.low = int(low)
         self.high = int(high)
+        self.derivative = int(derivative)
 
     def leaf_loss(self, prediction_leaf, target_leaf):
         if prediction_leaf.ndim < 2:
@@ -103,6 +116,6 @@ class FourierBand(AbstractLoss):
         axes = tuple(range(1, d.ndim))
         spectrum = jnp.fft.rfftn(d, axes=axes, norm="ortho")
         power = jnp.square(jnp.real(spectrum)) + jnp.square(jnp.imag(spectrum))
-        weights = _band_weights(d.shape[1:], self.low, self.high)[None]  # channel axis
+        weights = _band_weights(d.shape[1:], self.low, self.high, self.derivative)[None]
         weights = jnp.asarray(weights, dtype=d.dtype)
         return jnp.sum(weights * power) / jnp.asarray(d.size, dtype=d.dtype)
