@@ -6,6 +6,10 @@ Every architecture acts on one sample `(channels, *spatial)` in 1D, 2D or 3D (ba
 
 from ._base import AbstractArchitecture as AbstractArchitecture
 from ._convnet import ConvNet as ConvNet
+from ._corrected import Corrected as Corrected
+from ._dilated_resnet import DilatedResNet as DilatedResNet
+from ._fno import FNO as FNO
+from ._mlp import MLP as MLP
 from ._resnet import ResNet as ResNet
 from ._sip_unet import SIPUNet as SIPUNet
 from ._stencil_conv import (
