@@ -10,6 +10,10 @@ from ._callbacks import (
     SaveStepper as SaveStepper,
     WeightNorm as WeightNorm,
 )
+from ._curriculum import (
+    curriculum as curriculum,
+    curriculum_trainers as curriculum_trainers,
+)
 from ._result import (
     NonFiniteLossError as NonFiniteLossError,
     TrainResult as TrainResult,
