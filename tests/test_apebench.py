@@ -2,12 +2,15 @@
 tiny settings, and the command line."""
 
 import pathlib
+import re
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from trainax_fd import Grid, reference
 from trainax_fd.reproductions import apebench_baseline as ape
 
 NOTEBOOK = pathlib.Path(__file__).resolve().parent.parent / "notebooks" / "apebench_baseline.ipynb"
@@ -80,3 +83,55 @@ def test_the_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         ape.main(["--trainings", "two"])
     assert "--trainings must name some of one, sup, div, got 'two'" in capsys.readouterr().err
+
+
+class ExponaxStyle(eqx.Module):
+    """An initial-condition generator called as exponax's: `generator(num_points, *, key)`."""
+
+    num_spatial_dims: int = 1
+
+    def __call__(self, num_points, *, key):
+        return jax.random.normal(key, (1, num_points))
+
+
+def test_initial_conditions_from_any_generator():
+    grid = Grid((16,), placement="periodic")
+    ours = reference.initial_conditions(reference.random_fourier, grid, 3, key=jax.random.key(1))
+    expected = reference.random_fourier(grid, key=jax.random.split(jax.random.key(1), 3))
+    np.testing.assert_allclose(ours, expected, rtol=1e-6)
+    theirs = reference.initial_conditions(ExponaxStyle(), grid, 3, key=jax.random.key(2))
+    keys = jax.random.split(jax.random.key(2), 3)
+    np.testing.assert_allclose(theirs, jnp.stack([jax.random.normal(k, (1, 16)) for k in keys]))
+    assert reference.initial_conditions(ExponaxStyle(), 8, 2, key=jax.random.key(2)).shape == (
+        2, 1, 8
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: reference.initial_conditions(3, 8, 2, key=jax.random.key(0)), TypeError,
+         "`generator` must be callable, got int."),
+        (lambda: reference.initial_conditions(ExponaxStyle(), Grid((8,)), 2,
+                                              key=jax.random.key(0)), ValueError,
+         "`where` must be a periodic grid of 1 equal sides for this exponax generator (or the "
+         "points per axis, an int), got"),
+        (lambda: reference.initial_conditions(ExponaxStyle(), 0, 2, key=jax.random.key(0)),
+         ValueError, "`where` must be an int >= 1, got 0."),
+        (lambda: reference.initial_conditions(reference.random_fourier, 8, 2,
+                                              key=jax.random.key(0)), TypeError,
+         "`where` must be a `Grid` for the generator"),
+        (lambda: reference.initial_conditions(ExponaxStyle(), 8, 0, key=jax.random.key(0)),
+         ValueError, "`num_samples` must be an int >= 1, got 0."),
+        (lambda: ape.DifficultyLinear(160, ()), ValueError,
+         "`difficulties` must hold at least one value, got ()."),
+        (lambda: ape.DifficultyLinear(1), ValueError, "`num_points` must be an int >= 2, got 1."),
+        (lambda: ape.convnet(jax.random.key(0), init="xavier"), ValueError,
+         "`init` must be 'lecun' or 'uniform', got 'xavier'."),
+        (lambda: ape.apebench_initial_set(160, 0, seed=0), ValueError,
+         "`num_samples` must be an int >= 1, got 0."),
+    ],
+)  # fmt: skip
+def test_errors(call, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        call()

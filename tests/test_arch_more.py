@@ -257,6 +257,8 @@ def test_corrected_modes_and_fixed_physics():
          "`hidden_channels` must be an int >= 1, got 0."),
         (lambda: skeleton(MLP, 1, 1, 1, num_points=0), ValueError,
          "`num_points` must be an int >= 1, got 0."),
+        (lambda: skeleton(MLP, 1, 1, 1, num_points=4, depth=-1), ValueError,
+         "`depth` must be an int >= 0, got -1."),
         (lambda: skeleton(MLP, 1, 1, 1, num_points=4, final_activation=3), TypeError,
          "`final_activation` must be callable, got int."),
         (lambda: skeleton(MLP, 1, 1, 2, num_points=4, residual=True), ValueError,
@@ -265,6 +267,8 @@ def test_corrected_modes_and_fixed_physics():
          ValueError, "`u` must have shape (1, 4) for this MLP (it is tied to `num_points`=4), "
          "got (1, 5)."),
         (lambda: Corrected(lambda u: u, 3), TypeError, "`network` must be callable, got int."),
+        (lambda: Corrected(None, lambda u: u), TypeError,
+         "`physics` must be callable, got NoneType."),
         (lambda: Corrected(lambda u: u, lambda u: u, "serial"), ValueError,
          "`mode` must be one of ('parallel', 'sequential', 'sequential_with_bypass'), got "
          "'serial'."),
