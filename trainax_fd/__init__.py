@@ -10,6 +10,7 @@ from . import (
     losses as losses,
     plot as plot,
     reference as reference,
+    solvers as solvers,
     stencil as stencil,
     sweeps as sweeps,
     trainers as trainers,

@@ -5,6 +5,7 @@ from ._base import AbstractStepper as AbstractStepper
 from ._burgers import Burgers as Burgers
 from ._diffusion import Diffusion as Diffusion, FourierHeat as FourierHeat
 from ._generators import initial_conditions as initial_conditions
+from ._implicit_diffusion import ImplicitDiffusion as ImplicitDiffusion
 from ._initial import (
     gaussian_blobs as gaussian_blobs,
     random_fourier as random_fourier,
