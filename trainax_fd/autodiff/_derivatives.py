@@ -19,10 +19,11 @@ from jax.experimental import jet
 from jaxtyping import Array, Float
 
 from .._custom_types import Scalar
+from ._collapsed import forward_laplacian
 
 #: One point: `(dim,)`.
 Point = Float[Array, "dim"]
-LAPLACIAN_METHODS = ("forward", "forward_reverse", "taylor")
+LAPLACIAN_METHODS = ("collapsed", "forward", "forward_reverse", "taylor")
 
 
 def check_point(x, name: str = "x") -> Array:
@@ -198,20 +199,29 @@ def laplacian(
     fn: Callable,
     x: Point,
     *,
-    method: Literal["forward", "forward_reverse", "taylor"] = "forward",
+    method: Literal["collapsed", "forward", "forward_reverse", "taylor"] = "collapsed",
 ) -> Float[Array, "*outputs"]:
     """The Laplacian `Σ_j ∂²u/∂x_j²` of every output of `fn` at one point, without building
-    the Hessian: the second derivative along each input direction, summed.
+    the Hessian.
 
     **Arguments:**
 
     - `fn`: `x (dim,) -> u`, a scalar or `(outputs,)`.
     - `x`: one point, shape `(dim,)`.
-    - `method`: how each second directional derivative is taken: `"forward"` (default:
-        forward over forward, `dim` directions vmapped), `"forward_reverse"` (a Hessian-vector
-        product per direction: forward over reverse), `"taylor"` (second-order Taylor mode,
-        `jax.experimental.jet`; it supports fewer primitives). All give the same values; the
-        benchmark README compares their cost with `jnp.trace(jax.hessian(fn)(x))`.
+    - `method`: how it is taken; all give the same values:
+        - `"collapsed"` (default): the forward Laplacian: the value, the `dim` gradient rows
+            and one Laplacian carried together through `fn`'s operations (its jaxpr), so a
+            linear layer costs `dim + 2` products instead of `1 + 3 dim`;
+        - `"forward"`: forward over forward, the second derivative along each input
+            direction (the directions vmapped), summed;
+        - `"forward_reverse"`: a Hessian-vector product per direction (forward over
+            reverse);
+        - `"taylor"`: second-order Taylor mode per direction (`jax.experimental.jet`, which
+            supports fewer primitives).
+
+        The benchmark README compares their cost with `jnp.trace(jax.hessian(fn)(x))`. If a
+        primitive inside `fn` has no forward-mode rule that `"collapsed"` can use, take
+        `"forward"`.
 
     **Returns:** the shape of `fn(x)`: a scalar, or `(outputs,)` (one Laplacian per output).
     """
@@ -219,11 +229,14 @@ def laplacian(
     m, scalar = output_size(fn, x)
     if method not in LAPLACIAN_METHODS:
         raise ValueError(f"`method` must be one of {LAPLACIAN_METHODS}, got {method!r}.")
-    eye = jnp.eye(x.shape[0], dtype=x.dtype)
 
     def vector(y):
         return jnp.reshape(fn(y), (m,))
 
+    if method == "collapsed":
+        out = forward_laplacian(vector, x)
+        return out[0] if scalar else out
+    eye = jnp.eye(x.shape[0], dtype=x.dtype)
     if method == "forward":
 
         def along(e):
