@@ -10,10 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import trainax_fd as tfd
 from trainax_fd.reference import ImplicitDiffusion
 from trainax_fd.solvers import SolveReport, solve, to_sparse
-from trainax_fd.stencil import Dirichlet, Grid, Neumann, Periodic, div_k_grad
+from trainax_fd.solvers._implicit import linear_system
+from trainax_fd.solvers._transfer import axis_rules, prolong, restrict
+from trainax_fd.stencil import Dirichlet, Grid, Neumann, Periodic, boundary_pairs, div_k_grad
 
 sparse = pytest.importorskip("scipy.sparse")
 spsolve = pytest.importorskip("scipy.sparse.linalg").spsolve
@@ -78,7 +79,7 @@ def test_matches_spsolve(x64, name):
     k, s = variable_k(grid), random((1, *grid.shape), 1)
     u, report = solve(grid, bc, k, s)
     assert u.shape == (1, *grid.shape) and u.dtype == jnp.float64
-    assert bool(report.converged) and int(report.iterations) <= (20 if grid.ndim == 3 else 12)
+    assert bool(report.converged) and int(report.iterations) <= (24 if grid.ndim == 3 else 16)
     assert relative(u, dense_solution(grid, bc, k, s)) <= 1e-10
 
 
@@ -101,7 +102,6 @@ def test_reaction_and_channels_match_spsolve(x64, method):
         dict(cycle="W"),
         dict(cycle="F"),
         dict(coarse="galerkin"),
-        dict(method="mgcg"),
         dict(method="mgcg", cycle="W", smoothing=(1, 1)),
         dict(fmg=False, smoothing=(1, 2)),
     ],
@@ -124,6 +124,50 @@ def test_galerkin_on_cells_with_neumann(x64):
     assert relative(u, dense_solution(grid, bc, k, s)) <= 1e-10
 
 
+@pytest.mark.parametrize(
+    "grid, bc",
+    [
+        (Grid((7, 5), placement="vertex"), "dirichlet"),
+        (Grid((8, 6)), ((Dirichlet(), Neumann()), Periodic())),
+        (Grid((6, 4), placement=("periodic", "cell")), (Periodic(), Neumann())),
+        (Grid((4, 8, 6)), ((Neumann(), Dirichlet()), Dirichlet(), Periodic())),
+    ],
+)
+def test_transfers_full_weighting_is_scaled_transpose_of_interpolation(x64, grid, bc):
+    """`R = P^T / 2^d`, and `P` reproduces linear functions away from the walls."""
+    pairs = boundary_pairs(bc, grid)
+    rules = axis_rules(grid, pairs)
+    coarse = (
+        1,
+        *[(n - 1) // 2 if p == "vertex" else n // 2 for n, p in zip(grid.shape, grid.placement)],
+    )
+    c = jnp.asarray(random(coarse, 50))
+    transpose = jax.linear_transpose(lambda c: prolong(c, rules), c)
+    f = jnp.asarray(random((1, *grid.shape), 51))
+    expected = transpose(f)[0] / 2**grid.ndim
+    np.testing.assert_allclose(jax.jit(restrict, static_argnums=1)(f, rules), expected, atol=1e-14)
+    if grid.placement == ("vertex", "vertex"):  # linear in x and y: exact
+        xc = np.arange(1, coarse[1] + 1)[:, None] * 2.0 + 3 * np.arange(1, coarse[2] + 1)
+        fine = np.asarray(prolong(jnp.asarray(xc[None]), rules))[0]
+        xf = (np.arange(1, 8)[:, None] * 2.0 + 3 * np.arange(1, 6)) / 2
+        np.testing.assert_allclose(fine[1:-1, 1:-1], xf[1:-1, 1:-1])
+
+
+def test_right_hand_side_is_the_stencil_cores_boundary_term(x64):
+    """The system's `f` is `s + div_k_grad(0, k, grid, bc)`, built from the ghosts alone."""
+    rng = np.random.default_rng(3)
+    grid = Grid((8, 6))
+    bc = (
+        (Dirichlet(1.0), Dirichlet(rng.uniform(size=(2, 6)))),
+        (Neumann(0.3), Neumann(rng.uniform(size=(2, 8)))),
+    )
+    pairs = boundary_pairs(bc, grid)
+    k, s = 1 + rng.uniform(size=(1, 8, 6)), rng.standard_normal((2, 8, 6))
+    build = jax.jit(lambda k, s: linear_system(grid, pairs, k, s, None, (2, 8, 6))[1])
+    expected = s + div_k_grad(jnp.zeros((2, 8, 6)), k, grid, pairs)
+    np.testing.assert_allclose(build(k, s), expected, atol=1e-12)
+
+
 # ---------------------------------------------------------------------------------------------
 # convergence
 
@@ -143,27 +187,31 @@ def test_v22_convergence_factor_is_mesh_independent(x64, placement, n):
 
 def test_report_fields(x64):
     grid = Grid((31, 31), placement="vertex")
-    u, report = solve(grid, "dirichlet", 1.0, 1.0, tol=1e-9, max_iterations=20)
+    k, s = variable_k(grid), random((1, 31, 31), 8)
+    u, report = solve(grid, "dirichlet", k, s, tol=1e-9)
     n = int(report.iterations)
     assert isinstance(report, SolveReport)
-    assert report.residuals.shape == (21,) and report.factors.shape == (20,)
+    assert report.residuals.shape == (51,) and report.factors.shape == (50,)
+    assert float(report.residuals[0]) == 1.0  # from zero
     assert np.all(np.isfinite(report.residuals[: n + 1]))
     assert np.all(np.isnan(report.residuals[n + 1 :])) and np.all(np.isnan(report.factors[n:]))
     np.testing.assert_allclose(
         report.factors[:n], report.residuals[1 : n + 1] / report.residuals[:n]
     )
-    assert float(report.residual) == float(report.residuals[n]) <= 1e-9
+    assert float(report.residual) == float(report.residuals[n]) <= 1e-9 < report.residuals[n - 1]
     assert float(report.tolerance) == pytest.approx(1e-9)
     assert 0 < float(report.floor) < 1e-12
+    assert float(report.convergence_factor) == pytest.approx(float(report.residual) ** (1 / n))
     # the residual it reports is the true one
-    f = 1.0 + div_k_grad(jnp.zeros_like(u), 1.0, grid, "dirichlet")
-    true = jnp.linalg.norm(f + div_k_grad(u, 1.0, grid, "dirichlet")) / jnp.linalg.norm(f)
-    assert float(true) == pytest.approx(float(report.residual), rel=1e-3)
+    f = s + div_k_grad(jnp.zeros_like(u), k, grid, "dirichlet")
+    true = jnp.linalg.norm(f + div_k_grad(u, k, grid, "dirichlet")) / jnp.linalg.norm(f)
+    assert float(true) == pytest.approx(float(report.residual), rel=1e-6)
 
 
 def test_stops_after_max_iterations(x64):
-    grid = Grid((63, 63), placement="vertex")
-    _, report = solve(grid, "dirichlet", 1.0, 1.0, tol=1e-14, max_iterations=2, fmg=False)
+    grid = Grid((31, 31), placement="vertex")
+    k, s = variable_k(grid), random((1, 31, 31), 8)
+    _, report = solve(grid, "dirichlet", k, s, tol=1e-14, max_iterations=2)
     assert int(report.iterations) == 2 and not bool(report.converged)
 
 
@@ -171,7 +219,7 @@ def test_stops_after_max_iterations(x64):
 # null space, uneven sizes
 
 
-@pytest.mark.parametrize("bc", ["neumann", Periodic(), (Periodic(), Neumann())])
+@pytest.mark.parametrize("bc", ["neumann", (Periodic(), Neumann())])
 def test_singular_problem_has_zero_mean_and_removes_the_mean_source(x64, bc):
     grid = Grid((32, 32))
     k, s = variable_k(grid), random((1, 32, 32), 7) + 0.3  # sources do not balance
@@ -185,15 +233,16 @@ def test_singular_problem_has_zero_mean_and_removes_the_mean_source(x64, bc):
 
 
 def test_neumann_fluxes_balanced_by_sources(x64):
-    """A flux through one wall and a uniform source that balances it: the equation holds
-    exactly, nothing is projected away."""
-    grid = Grid((64, 64))
+    """A flux through one wall and a source that balances it: the equation holds exactly,
+    nothing is projected away."""
+    grid = Grid((32, 32))
     bc = ((Neumann(-1.0), Neumann(0.0)), Neumann(0.0))
-    boundary = div_k_grad(jnp.zeros((1, 64, 64)), 1.0, grid, bc)
-    source = -float(jnp.mean(boundary))
-    u, report = solve(grid, bc, 1.0, source)
-    assert bool(report.converged) and source == pytest.approx(1.0)
-    residual = div_k_grad(u, 1.0, grid, bc) + source
+    k = variable_k(grid)
+    boundary = div_k_grad(jnp.zeros((1, 32, 32)), k, grid, bc)
+    source = np.full((1, 32, 32), -float(jnp.mean(boundary)))
+    u, report = solve(grid, bc, k, source)
+    assert bool(report.converged)
+    residual = div_k_grad(u, k, grid, bc) + source
     assert float(jnp.max(jnp.abs(residual))) <= 1e-9
 
 
@@ -292,8 +341,8 @@ def test_float32_reaches_its_rounding_floor():
     u, report = solve(grid, "dirichlet", k, s)
     assert u.dtype == jnp.float32 and bool(report.converged)
     assert 5e-5 <= float(report.floor) <= 1e-3 and float(report.residual) <= float(report.floor)
-    u, report = solve(grid, "dirichlet", k, s, tol=1e-9, max_iterations=30)
-    assert not bool(report.converged) and int(report.iterations) < 30  # stalls, stops
+    u, report = solve(grid, "dirichlet", k, s, tol=1e-9)
+    assert not bool(report.converged) and int(report.iterations) < 20  # stalls, stops
     assert 1e-6 <= float(report.residual) <= 1e-4
 
 
@@ -358,8 +407,8 @@ def test_implicit_diffusion_matches_dense_backward_euler_at_large_dt(x64):
         expected = spsolve(identity - dt * matrix, rhs).reshape(u.shape)
         u = np.asarray(stepper(jnp.asarray(u)))
         assert relative(u, expected) <= 1e-10
-    # many steps: bounded by the maximum principle, and at the steady state
-    u = tfd.reference.rollout(stepper, 20)(jnp.asarray(u))[-1]
+    for _ in range(20):  # many steps: to the steady state
+        u = stepper(u)
     steady = dense_solution(grid, bc, k, 2.0)
     assert relative(u, steady) <= 1e-6
     _, report = stepper.solve(u)

@@ -12,22 +12,16 @@ def _vdot(a: Array, b: Array) -> Array:
 
 
 def _measures(mg: Multigrid, f: Array):
-    """`u -> ||f - A u|| / ||f||` and `u -> eps || |A| |u| + |f| || / ||f||` (the floor),
-    with `|A| |u| = 2 D |u| - A |u|` for an operator with positive diagonal `D` and
-    non-positive off-diagonal entries."""
+    """`u -> (f - A u, |A| |u| + |f|)`, with `|A| |u| = 2 D |u| - A |u|` for an operator with
+    positive diagonal `D` and non-positive off-diagonal entries; and the scale `||f||`."""
     op = mg.operators[0]
-    eps = jnp.finfo(f.dtype).eps
     norm = jnp.linalg.norm(f)
-    scale = jnp.where(norm > 0, norm, 1)
 
-    def residual(u: Array) -> Array:
-        return jnp.linalg.norm(f - op(u)) / scale
-
-    def floor(u: Array) -> Array:
+    def measures(u: Array) -> tuple[Array, Array]:
         a = jnp.abs(u)
-        return eps * jnp.linalg.norm(2 * op.diagonal() * a - op(a) + jnp.abs(f)) / scale
+        return f - op(u), 2 * op.diagonal() * a - op(a) + jnp.abs(f)
 
-    return residual, floor
+    return measures, jnp.where(norm > 0, norm, 1)
 
 
 def _start(mg: Multigrid, f: Array, u: Array, fmg: bool) -> Array:
@@ -53,8 +47,8 @@ def cycles(
     def step(u):
         return _project(mg, mg(u, f))
 
-    residual, floor = _measures(mg, f)
-    return iterate(step, u, residual, floor, tol=tol, max_iterations=max_iterations)
+    measures, scale = _measures(mg, f)
+    return iterate(step, u, measures, scale=scale, tol=tol, max_iterations=max_iterations)
 
 
 def conjugate_gradients(
@@ -69,7 +63,7 @@ def conjugate_gradients(
     u = _start(mg, f, u, fmg)
     r = f - mg.apply(u)
     z = _project(mg, mg.precondition(r))
-    residual, floor = _measures(mg, f)
+    measures, scale = _measures(mg, f)
 
     def step(state):
         u, r, p, rz = state
@@ -85,8 +79,8 @@ def conjugate_gradients(
     state, report = iterate(
         step,
         (u, r, z, _vdot(r, z)),
-        lambda state: residual(state[0]),
-        lambda state: floor(state[0]),
+        lambda state: measures(state[0]),
+        scale=scale,
         tol=tol,
         max_iterations=max_iterations,
     )

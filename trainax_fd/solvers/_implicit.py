@@ -32,10 +32,33 @@ def linear_system(
     grid: Grid, pairs: tuple, conductivity: Array, source: Array, reaction, shape: tuple
 ) -> tuple[Callable, Array]:
     """`(matvec, f)` of the system `A u = f`; `matvec` is the stencil core's operator, so the
-    derivatives with respect to `k` and `c` are those of `div_k_grad`."""
-    zero = jnp.zeros(shape, source.dtype)
-    f = jnp.broadcast_to(source, shape) + div_k_grad(zero, conductivity, grid, pairs)
+    derivatives with respect to `k` and `c` are those of `div_k_grad`.
+
+    `f = s + div_k_grad(0, k, grid, bc)`: at zero the stencil sees only the ghosts, so the
+    boundary term is, next to each wall, the wall's face conductance (the edge `k`, as
+    `div_k_grad` averages it) times the ghost the boundary condition gives, over `h^2`. It is
+    built from the thin ghost layers alone (the boundary conditions' own `ghost`), not by a
+    stencil pass over the grid.
+    """
     hom = homogeneous(pairs)
+    zero = jnp.zeros(shape, source.dtype)
+    k = jnp.asarray(conductivity, source.dtype)
+    f = jnp.broadcast_to(source, shape)
+    for axis, (low, high) in enumerate(pairs):
+        if isinstance(low, Periodic):
+            continue
+        n, h2 = grid.shape[axis], grid.spacing[axis] ** 2
+        for side, is_low in ((low, True), (high, False)):
+            ghost = side.ghost(zero, axis, is_low, 1, grid)  # (channels, ..., 1, ...)
+            edge = (
+                k
+                if k.ndim == 0
+                else lax.slice_in_dim(k, *((0, 1) if is_low else (n - 1, n)), axis=axis + 1)
+            )
+            widths = [(0, 0, 0)] * len(shape)
+            widths[axis + 1] = (0, n - 1, 0) if is_low else (n - 1, 0, 0)
+            term = jnp.broadcast_to(edge * ghost / h2, ghost.shape)
+            f = f + lax.pad(term, jnp.zeros((), f.dtype), widths)
 
     def matvec(u: Array) -> Array:
         out = -div_k_grad(u, conductivity, grid, hom)

@@ -8,7 +8,7 @@ from jax import lax
 from jaxtyping import Array
 
 from ..stencil import Grid
-from ._operator import FaceOperator, dense, face_operator, galerkin
+from ._operator import FaceOperator, dense, face_operator, galerkin, inverse
 from ._smooth import smooth
 from ._transfer import coarse_grids, coarsen_faces, coarsen_field, prolong, restrict
 
@@ -86,7 +86,7 @@ class Multigrid(eqx.Module):
             n = matrix.shape[-1]
             scale = jnp.mean(jnp.diagonal(matrix, axis1=1, axis2=2), axis=1) / n
             matrix = matrix + scale[:, None, None] * jnp.ones((1, n, n), dtype)
-        self.coarse_matrix = jnp.linalg.inv(matrix)
+        self.coarse_matrix = inverse(matrix)
 
     @property
     def levels(self) -> int:

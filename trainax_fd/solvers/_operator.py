@@ -13,6 +13,7 @@ Two forms, both Modules with `__call__` (apply `A`), `diagonal()` and `colours()
 `A` is symmetric positive (semi-)definite: the negative of `div_k_grad` plus the reaction `c`.
 """
 
+import functools
 import itertools
 
 import equinox as eqx
@@ -57,17 +58,16 @@ def _mask(shape: tuple[int, ...], colour: Array, modulus: tuple[int, ...] | None
     or, per axis, index `= digit of colour (mod modulus)`. Built from iotas with `colour` in
     every term, so that the compiler does not hoist a mask array out of the smoothing loop."""
     idx = [lax.broadcasted_iota(jnp.int32, shape, a) for a in range(len(shape))]
-    if modulus is None:
-        total = idx[0] + colour
-        for i in idx[1:]:
-            total = total + i
-        return total % 2 == 0
+    colour = jnp.asarray(colour, jnp.int32)
+    one = jnp.ones((), jnp.int32)
+    if modulus is None:  # indices are non-negative: `&` and `lax.rem` need no sign fixes
+        total = functools.reduce(lax.add, idx, colour)
+        return lax.bitwise_and(total, one) == 0
     inside = None
     for axis in range(len(shape) - 1, -1, -1):
-        m = modulus[axis]
-        digit = colour % m
-        colour = colour // m
-        term = (idx[axis] + (m - digit)) % m == 0
+        m = jnp.asarray(modulus[axis], jnp.int32)
+        digit, colour = lax.rem(colour, m), lax.div(colour, m)
+        term = lax.rem(idx[axis] + (m - digit), m) == 0
         inside = term if inside is None else inside & term
     return inside
 
@@ -238,3 +238,20 @@ def dense(op, grid: Grid, channels: int, dtype) -> Float[Array, "channels n n"]:
     basis = jnp.broadcast_to(basis, (n, channels, *grid.shape))
     columns = jax.vmap(op)(basis).reshape(n, channels, n)
     return jnp.transpose(columns, (1, 2, 0))
+
+
+def inverse(matrix: Float[Array, "channels n n"]) -> Float[Array, "channels n n"]:
+    """Inverses of symmetric positive definite matrices by Gauss-Jordan elimination without
+    pivoting (safe for them), in plain array operations: no LAPACK call, whose threads
+    contend with XLA's on a busy CPU, and little to compile."""
+
+    def one(a: Array) -> Array:
+        def step(k, a):
+            pivot = a[k, k]
+            row, col = a[k] / pivot, a[:, k]
+            a = (a - jnp.outer(col, row)).at[k].set(row).at[:, k].set(-col / pivot)
+            return a.at[k, k].set(1 / pivot)
+
+        return lax.fori_loop(0, a.shape[-1], step, a)
+
+    return jax.vmap(one)(matrix)

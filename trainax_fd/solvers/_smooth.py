@@ -25,7 +25,8 @@ def smooth(op, u: Array, f: Array, sweeps: int, reverse: bool = False) -> Array:
 
     def half(i, state):  # one colour; a loop keeps one copy of the update in the program
         u, op = state  # the operator rides in the loop state: its slices stay in the kernel
-        colour = count - 1 - i % count if reverse else i % count
+        colour = lax.rem(i, count)
+        colour = count - 1 - colour if reverse else colour
         mask = lax.broadcast_in_dim(op.mask(u.shape[1:], colour), u.shape, range(1, u.ndim))
         return lax.select(mask, (f + op.neighbours(u)) / op.diagonal(), u), op
 

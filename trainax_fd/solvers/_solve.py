@@ -31,7 +31,7 @@ def solve(
     method: Literal["mg", "mgcg"] = "mg",
     cycle: Literal["V", "W", "F"] = "V",
     smoothing: tuple[int, int] = (2, 2),
-    fmg: bool = True,
+    fmg: bool = False,
     max_iterations: int = 50,
     coarse: Literal["rediscretise", "galerkin"] = "rediscretise",
     max_levels: int | None = None,
@@ -72,7 +72,8 @@ def solve(
       one symmetric cycle (needs equal pre- and post-smoothing and a `"V"` or `"W"` cycle).
     - `cycle`: `"V"`, `"W"` or `"F"`.
     - `smoothing`: Gauss-Seidel sweeps `(before, after)` the coarse-grid correction.
-    - `fmg`: start with one full-multigrid pass (from `initial`, on its residual).
+    - `fmg`: start with one full-multigrid pass (from `initial`, on its residual): a cycle or
+      two fewer, for a longer compilation (each level's cycle is compiled once more).
     - `max_iterations`: most cycles (or CG iterations); fixes the report's history length.
     - `coarse`: `"rediscretise"` or `"galerkin"` coarse operators.
     - `max_levels`: most grids in the hierarchy; `None` for as many as halve.

@@ -16,6 +16,7 @@ smoothing is a symmetric preconditioner.
 """
 
 import functools
+import itertools
 
 import jax.numpy as jnp
 import numpy as np
@@ -94,13 +95,6 @@ def _sl(u: Array, ax: int, start: int, stop: int, stride: int = 1) -> Array:
     return lax.slice_in_dim(u, start, stop, stride, axis=ax)
 
 
-def _dilate(u: Array, ax: int, low: int, high: int) -> Array:
-    """`u` with a zero between neighbours along `ax`, and `low`/`high` zeros at the ends."""
-    cfg = [(0, 0, 0)] * u.ndim
-    cfg[ax] = (low, high, 1)
-    return lax.pad(u, jnp.zeros((), u.dtype), cfg)
-
-
 def _ghosts(u: Array, ax: int, low: str, high: str) -> tuple[Array, Array]:
     """One homogeneous ghost layer beyond each side of axis `ax` (cell axes)."""
     n = u.shape[ax]
@@ -111,20 +105,23 @@ def _ghosts(u: Array, ax: int, low: str, high: str) -> tuple[Array, Array]:
     return lo, hi
 
 
-def _prolong_axis(c: Array, ax: int, rule: tuple[str, str, str]) -> Array:
+def _prolong_pieces(c: Array, ax: int, rule: tuple[str, str, str]) -> list:
+    """Interpolation along `ax` as pieces `(values, low, high)`: the fine axis is the sum of
+    the pieces dilated (a zero between neighbours) and padded by `low`/`high` zeros."""
     placement, low, high = rule
     n = c.shape[ax]
     if placement == "vertex":  # fine 2j+1 = c_j, fine 2j = (c_{j-1} + c_j) / 2, zero outside
-        z = _dilate(c, ax, 1, 1)
-        zp = _dilate(c, ax, 0, 2) + _dilate(c, ax, 2, 0)  # the two neighbours of each point
-        return z + 0.5 * zp
+        cfg = [(0, 0, 0)] * c.ndim
+        cfg[ax] = (1, 1, 0)
+        cp = lax.pad(c, jnp.zeros((), c.dtype), cfg)
+        return [(c, 1, 1), (0.5 * (_sl(cp, ax, 0, n + 1) + _sl(cp, ax, 1, n + 2)), 0, 0)]
     if placement == "periodic":  # fine 2j = c_j, fine 2j+1 = (c_j + c_{j+1}) / 2
         nxt = lax.concatenate([_sl(c, ax, 1, n), _sl(c, ax, 0, 1)], ax)
-        return _dilate(c, ax, 0, 1) + _dilate(0.5 * (c + nxt), ax, 1, 0)
+        return [(c, 0, 1), (0.5 * (c + nxt), 1, 0)]
     lo, hi = _ghosts(c, ax, low, high)  # cells: 3/4 own coarse cell, 1/4 the nearer neighbour
     cp = lax.concatenate([lo, c, hi], ax)
     left, right = _sl(cp, ax, 0, n), _sl(cp, ax, 2, n + 2)
-    return _dilate(0.75 * c + 0.25 * left, ax, 0, 1) + _dilate(0.75 * c + 0.25 * right, ax, 1, 0)
+    return [(0.75 * c + 0.25 * left, 0, 1), (0.75 * c + 0.25 * right, 1, 0)]
 
 
 def _restrict_axis(f: Array, ax: int, rule: tuple[str, str, str]) -> Array:
@@ -145,10 +142,30 @@ def _restrict_axis(f: Array, ax: int, rule: tuple[str, str, str]) -> Array:
 
 
 def prolong(c: Array, rules: tuple) -> Array:
-    """Bilinear (trilinear) interpolation of a coarse correction `(channels, *coarse)`."""
+    """Bilinear (trilinear) interpolation of a coarse correction `(channels, *coarse)`.
+
+    Built axis by axis into `2^d` coarse-sized pieces, then interleaved in one sum of dilated
+    pieces: one loop over the fine points, no intermediate fine arrays.
+    """
+    zero = jnp.zeros((), c.dtype)
+    if all(placement == "vertex" for placement, _, _ in rules):  # one stencil, one pad
+        z = lax.pad(c, zero, [(0, 0, 0)] + [(2, 2, 1)] * len(rules))
+        fine = []
+        for offset in itertools.product((-1, 0, 1), repeat=len(rules)):
+            weight = 0.5 ** sum(map(abs, offset))
+            start = [0] + [1 + o for o in offset]
+            stop = [c.shape[0]] + [s + 2 * n + 1 for s, n in zip(start[1:], c.shape[1:])]
+            fine.append(weight * lax.slice(z, start, stop))
+        return functools.reduce(lax.add, fine)
+    terms = [(c, [])]
     for axis, rule in enumerate(rules):
-        c = _prolong_axis(c, axis + 1, rule)
-    return c
+        terms = [
+            (piece, [*cfg, (lo, hi, 1)])
+            for values, cfg in terms
+            for piece, lo, hi in _prolong_pieces(values, axis + 1, rule)
+        ]
+    fine = [lax.pad(values, zero, [(0, 0, 0), *cfg]) for values, cfg in terms]
+    return functools.reduce(lax.add, fine)
 
 
 def restrict(f: Array, rules: tuple) -> Array:
@@ -181,10 +198,9 @@ def _halves(u: Array, ax: int) -> tuple[Array, Array]:
 
 
 def _series(*terms: tuple[float, Array]) -> Array:
-    """`1 / sum(w / K)`, zero where a `K` is zero (a Neumann face conducts nothing)."""
-    blocked = functools.reduce(jnp.logical_or, [k == 0 for _, k in terms])
-    resistance = sum(w / jnp.where(k == 0, 1, k) for w, k in terms)
-    return jnp.where(blocked, 0, 1 / resistance)
+    """`1 / sum(w / K)`: conductances in series. A zero `K` (a Neumann face) blocks the flux
+    and an infinite one (no face) adds nothing, by IEEE arithmetic."""
+    return 1 / functools.reduce(lax.add, [w / k for w, k in terms])
 
 
 def coarsen_faces(faces: tuple[Array, ...], rules: tuple) -> tuple[Array, ...]:
@@ -224,15 +240,11 @@ def coarsen_faces(faces: tuple[Array, ...], rules: tuple) -> tuple[Array, ...]:
                     before = lax.concatenate([last, odd], bx)
                     after = lax.concatenate([odd, _sl(odd, bx, 0, 1)], bx)
                     face = _series((0.25, before), (0.5, even), (0.25, after))
-                else:  # boundary faces: the folded half cell, then half of the next face
+                else:  # at a wall: the folded half cell and half of the next face
                     nothing = jnp.full_like(_sl(odd, bx, 0, 1), jnp.inf)
                     before = lax.concatenate([nothing, odd], bx)
                     after = lax.concatenate([odd, nothing], bx)
-                    inner = _series((0.25, before), (0.5, even), (0.25, after))
-                    edge = _series((0.5, even), (0.25, before), (0.25, after))
-                    first = lax.broadcasted_iota(jnp.int32, even.shape, bx)
-                    at_edge = (first == 0) | (first == n // 2)
-                    face = jnp.where(at_edge, edge, inner)
+                    face = _series((0.25, before), (0.5, even), (0.25, after))
             face = face / 4  # h^2 -> H^2 along the flux
         coarse.append(face)
     return tuple(coarse)
