@@ -12,16 +12,27 @@ def _vdot(a: Array, b: Array) -> Array:
 
 
 def _measures(mg: Multigrid, f: Array):
-    """`u -> (f - A u, |A| |u| + |f|)`, with `|A| |u| = 2 D |u| - A |u|` for an operator with
-    positive diagonal `D` and non-positive off-diagonal entries; and the scale `||f||`."""
+    """`u -> f - A u` (an array), `u -> eps || 2 D |u| + |f| || / ||f||` (the rounding floor)
+    and the scale `||f||`.
+
+    The floor is the Oettli-Prager bound `eps || |A| |u| + |f| ||` with `|A| |u| = 2 D |u| -
+    A |u|` (positive diagonal `D`, non-positive off-diagonal entries) and `A |u|` left out: it
+    is smaller than `2 D |u|` by a factor of order `h^2` for a smooth solution, and without it
+    no stencil enters the norm.
+    """
     op = mg.operators[0]
+    eps = jnp.finfo(f.dtype).eps
     norm = jnp.linalg.norm(f)
+    scale = jnp.where(norm > 0, norm, 1)
+    twice = 2 * op.diagonal()
 
-    def measures(u: Array) -> tuple[Array, Array]:
-        a = jnp.abs(u)
-        return f - op(u), 2 * op.diagonal() * a - op(a) + jnp.abs(f)
+    def residual(u: Array) -> Array:
+        return f - op(u)
 
-    return measures, jnp.where(norm > 0, norm, 1)
+    def floor(u: Array) -> Array:
+        return eps * jnp.linalg.norm(twice * jnp.abs(u) + jnp.abs(f)) / scale
+
+    return residual, floor, scale
 
 
 def _start(mg: Multigrid, f: Array, u: Array, fmg: bool) -> Array:
@@ -47,8 +58,9 @@ def cycles(
     def step(u):
         return _project(mg, mg(u, f))
 
-    measures, scale = _measures(mg, f)
-    return iterate(step, u, measures, scale=scale, tol=tol, max_iterations=max_iterations)
+    residual, floor, scale = _measures(mg, f)
+    options = dict(scale=scale, tol=tol, max_iterations=max_iterations)
+    return iterate(step, u, residual, floor, **options)
 
 
 def conjugate_gradients(
@@ -63,7 +75,7 @@ def conjugate_gradients(
     u = _start(mg, f, u, fmg)
     r = f - mg.apply(u)
     z = _project(mg, mg.precondition(r))
-    measures, scale = _measures(mg, f)
+    residual, floor, scale = _measures(mg, f)
 
     def step(state):
         u, r, p, rz = state
@@ -79,7 +91,8 @@ def conjugate_gradients(
     state, report = iterate(
         step,
         (u, r, z, _vdot(r, z)),
-        lambda state: measures(state[0]),
+        lambda state: residual(state[0]),
+        lambda state: floor(state[0]),
         scale=scale,
         tol=tol,
         max_iterations=max_iterations,

@@ -57,7 +57,8 @@ class SolveReport(eqx.Module):
 def iterate(
     step: Callable,
     state,
-    measures: Callable,
+    residual: Callable,
+    floor: Callable,
     *,
     scale: Array,
     tol: Array | None,
@@ -66,43 +67,40 @@ def iterate(
     """Run `state = step(state)` until the residual meets the tolerance, stalls, stops being
     finite or `max_iterations` is reached.
 
-    `measures(state)` gives two arrays: the residual `f - A u` and the rounding bound
-    `|A| |u| + |f|`; the relative residual is `||r|| / scale`, the floor `eps ||bound|| /
-    scale`, and `tol=None` means the floor. The arrays travel in the loop state and their norms
-    are taken there, never of the expression that makes them: a reduction fused with a stencil
-    gets every shifted copy of the grid materialised by XLA:CPU, several arrays of the grid's
-    size. So the loop's condition measures the latest iterate and the body records, one
-    iteration later, what the condition saw. **Returns:** `(state, SolveReport)`.
+    `residual(state)` gives the residual array `f - A u`, the relative residual being
+    `||r|| / scale`; `floor(state)` the rounding floor; `tol=None` means the floor. The
+    residual array travels in the loop state and its norm is taken there, never of the
+    expression that makes it: a reduction fused with a stencil gets every shifted copy of the
+    grid materialised by XLA:CPU, several arrays of the grid's size. So the loop's condition
+    measures the latest iterate and the body records, one iteration later, what the condition
+    saw. **Returns:** `(state, SolveReport)`.
     """
-    eps = jnp.finfo(scale.dtype).eps
 
-    def norms(r, bound):
-        return jnp.linalg.norm(r) / scale, eps * jnp.linalg.norm(bound) / scale
-
-    def target(level):
-        return level if tol is None else jnp.asarray(tol, level.dtype)
+    def target(state):
+        return floor(state) if tol is None else jnp.asarray(tol, scale.dtype)
 
     def cond(carry):
-        i, _, r, bound, _, stall, _ = carry
-        rel, level = norms(r, bound)
-        going = (i < max_iterations) & (rel > target(level)) & (stall < PATIENCE)
+        i, state, r, _, stall, _ = carry
+        rel = jnp.linalg.norm(r) / scale
+        going = (i < max_iterations) & (rel > target(state)) & (stall < PATIENCE)
         return going & jnp.isfinite(rel)
 
     def body(carry):
-        i, state, r, _, best, stall, history = carry
-        rel = norms(r, r)[0]  # the residual the condition just accepted
+        i, state, r, best, stall, history = carry
+        rel = jnp.linalg.norm(r) / scale  # the residual the condition just accepted
         gained = rel < 0.9 * best
         stall = jnp.where(gained, 0, stall + 1)
         best = jnp.where(gained, rel, best)
         state = step(state)
-        return (i + 1, state, *measures(state), best, stall, history.at[i].set(rel))
+        return i + 1, state, residual(state), best, stall, history.at[i].set(rel)
 
     history = jnp.full((max_iterations + 1,), jnp.nan, scale.dtype)
-    init = (jnp.asarray(0), state, *measures(state), jnp.asarray(jnp.inf, scale.dtype))
-    init = (*init, jnp.asarray(-1), history)  # the first gain counts as no stall
-    i, state, r, bound, _, _, history = lax.while_loop(cond, body, init)
-    rel, level = norms(r, bound)
+    best = jnp.asarray(jnp.inf, scale.dtype)  # the first measurement is a gain: no stall
+    init = (jnp.asarray(0), state, residual(state), best, jnp.asarray(-1), history)
+    i, state, r, _, _, history = lax.while_loop(cond, body, init)
+    rel = jnp.linalg.norm(r) / scale
     history = history.at[i].set(rel)
     factors = history[1:] / history[:-1]
-    report = SolveReport(i, history, factors, rel <= target(level), target(level), level)
+    level = floor(state)
+    report = SolveReport(i, history, factors, rel <= target(state), target(state), level)
     return state, report
