@@ -425,6 +425,11 @@ def test_command_line_prints_the_tables_and_writes_the_figures(tmp_path, capsys)
     relax = {line.rsplit(maxsplit=3)[0]: float(line.split()[-3]) for line in out.splitlines()
              if line.startswith(("Jacobi", "learned"))}  # fmt: skip
     assert relax["learned"] < relax["Jacobi (omega 0.8)"]
+    mg = {line.split(":")[0]: line for line in out.splitlines() if line.startswith("multigrid")}
+    float32, float64 = mg["multigrid 16x16, float32"], mg["multigrid 16x16, float64"]
+    assert float(float32.split("loss ")[1].split()[0]) < 1e-8  # float32's floor on 16x16
+    assert float(float64.split("loss ")[1].split()[0]) < 1e-20
+    assert float(float64.split("cycles (")[1].split()[0]) < 0.1  # factor per V(2,2)-cycle
     for name in ("steady_diffusion_optimisation.png", "learned_relaxation.png"):
         path = tmp_path / name
         assert path.stat().st_size > 10_000 and f"figure written to {path}" in out
