@@ -31,6 +31,7 @@ from ._apebench import (
     train_seeds as train_seeds,
     within as within,
 )
+from ._cli import fill_sizes
 
 #: `(small, full)` value of every size option.
 PROFILES = {
@@ -81,11 +82,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("trainax_fd_output"))
     args = parser.parse_args(argv)
-    for name, values in PROFILES.items():
-        if getattr(args, name) is None:
-            setattr(args, name, values[int(args.full)])
-        if name != "trainings" and getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    fill_sizes(parser, args, PROFILES)
     if args.test_steps > 200:
         parser.error(f"--test-steps must be at most 200, got {args.test_steps}")
     if args.rollout < 1 or args.learning_rate <= 0:

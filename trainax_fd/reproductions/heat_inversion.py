@@ -15,6 +15,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from ._cli import fill_sizes
+
 #: `(small, full)` value of every size option.
 PROFILES = {"size": (32, 64), "batch": (16, 128), "steps": (30, 500), "seeds": (2, 3)}
 
@@ -180,12 +182,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="root seed")
     parser.add_argument("--out", type=Path, default=Path("heat_inversion_output"))
     args = parser.parse_args(argv)
-    profile = 1 if args.full else 0
-    for name, values in PROFILES.items():
-        if getattr(args, name) is None:
-            setattr(args, name, values[profile])
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    fill_sizes(parser, args, PROFILES)
     if args.size % 8:
         parser.error(f"--size must be divisible by 8 (the U-Net's 4 levels), got {args.size}")
 

@@ -22,6 +22,7 @@ import optax
 from .. import autodiff as ad
 from ..data import Sampler
 from ..trainers import Trainer, TrainResult
+from ._cli import fill_sizes
 
 SQUARE = ad.Box([0.0, 0.0], [1.0, 1.0])
 DISK = ad.Ball([0.0, 0.0], 1.0)
@@ -267,13 +268,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("trainax_fd_output"))
     args = parser.parse_args(argv)
-    for name, values in PROFILES.items():
-        if getattr(args, name) is None:
-            setattr(args, name, values[int(args.full)])
-        minimum = 0 if name == "lbfgs_steps" else 1
-        if getattr(args, name) < minimum:
-            flag = "--" + name.replace("_", "-")
-            parser.error(f"{flag} must be >= {minimum}, got {getattr(args, name)}")
+    fill_sizes(parser, args, PROFILES, minimum={"lbfgs_steps": 0})
 
     print(f"trainax_fd.autodiff on {jax.devices()[0].platform}: the original examples")
     print_examples(examples())

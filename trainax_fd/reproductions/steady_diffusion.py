@@ -16,6 +16,7 @@ import numpy as np
 import optax
 
 from ..stencil import Grid
+from ._cli import fill_sizes
 from ._relaxation import (
     LearnedRelaxation,
     reduction_table,
@@ -157,12 +158,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("trainax_fd_output"))
     args = parser.parse_args(argv)
-    for name, values in PROFILES.items():
-        if getattr(args, name) is None:
-            setattr(args, name, values[int(args.full)])
-        if getattr(args, name) < 1:
-            flag = "--" + name.replace("_", "-")
-            parser.error(f"{flag} must be >= 1, got {getattr(args, name)}")
+    fill_sizes(parser, args, PROFILES)
     ratio = args.finest // args.coarsest
     if args.finest % args.coarsest or ratio & (ratio - 1):
         parser.error(
