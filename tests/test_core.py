@@ -250,6 +250,30 @@ def test_a_batch_norm_model_trains_and_evaluates_in_inference_mode(pairs, standa
         O.PerSample(lambda m, e: 0.0).terms(model, pairs, state)
 
 
+def test_a_sweep_of_batch_norm_models_equals_separate_trainings(pairs, standard_promotion):
+    trainer = T.Trainer(D.Pairs(*pairs), O.InputTarget(), OPTIMIZER, num_steps=8, batch_size=10)
+    make = eqx.nn.make_with_state(Normed)
+    swept = sweep(trainer, key=KEY, init=lambda k: make(k), num_members=2, progress=False)
+    init_key, shuffle_key = jax.random.split(KEY)  # as the sweep splits its key
+    for i, k in enumerate(jax.random.split(init_key, 2)):
+        model, state = make(k)
+        alone = trainer(model, key=shuffle_key, state=state, progress=False)
+        member = swept.member(i)
+        np.testing.assert_allclose(member.loss_history, alone.loss_history, rtol=1e-5)
+        index = alone.model.norm.batch_state_index
+        np.testing.assert_allclose(  # running statistics carried per member
+            member.model_state.get(index)[0], alone.model_state.get(index)[0], rtol=1e-5
+        )
+    # one shared model and state, copied to every member
+    model, state = make(jax.random.key(5))
+    shared = sweep(trainer, model, key=KEY, state=state, num_members=2, progress=False)
+    np.testing.assert_allclose(shared.member(0).loss_history, shared.member(1).loss_history)
+    with pytest.raises(ValueError, match=re.escape("with `init`, return `(stepper, state)`")):
+        sweep(trainer, key=KEY, state=state, init=lambda k: make(k), num_members=2)
+    with pytest.raises(TypeError, match=re.escape("`state` must be an `eqx.nn.State` or None")):
+        sweep(trainer, model, key=KEY, state={"mean": 0.0}, num_members=2)
+
+
 def test_float64_physics_inside_a_float32_loss(pairs, x64):
     x, y = pairs  # float32
 

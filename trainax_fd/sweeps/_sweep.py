@@ -122,23 +122,32 @@ def _inject(opt_state, hyperparams: Mapping[str, np.ndarray]):
 
 
 @eqx.filter_jit  # one program: eagerly, each of the ~20 vmapped operations compiled apart
-def _initial_results(trainer, stepper, init, key, members: int, shuffle: str, hyperparams):
+def _initial_results(trainer, stepper, state, init, key, members: int, shuffle: str, hyperparams):
     """The members' `TrainResult`s at step 0, stacked, `hyperparams` injected."""
     init_key, shuffle_key = jax.random.split(key)
     if init is not None:
-        steppers = eqx.filter_vmap(init)(jax.random.split(init_key, members))
+        made = eqx.filter_vmap(init)(jax.random.split(init_key, members))
+        steppers, states = made if _with_state(made) else (made, None)
     else:
-        steppers = eqx.filter_vmap(lambda _: stepper, axis_size=members)(jnp.arange(members))
+        copy = eqx.filter_vmap(lambda _: (stepper, state), axis_size=members)
+        steppers, states = copy(jnp.arange(members))
     if shuffle == "shared":
         shuffle_keys = jnp.broadcast_to(shuffle_key, (members,))
     else:
         shuffle_keys = jax.random.split(shuffle_key, members)
-    results = eqx.filter_vmap(lambda s, k: trainer.init(s, key=k))(steppers, shuffle_keys)
+    results = eqx.filter_vmap(lambda s, st, k: trainer.init(s, key=k, state=st))(
+        steppers, states, shuffle_keys
+    )
     if hyperparams:
         results = eqx.tree_at(
             lambda r: r.opt_state, results, _inject(results.opt_state, hyperparams)
         )
     return results
+
+
+def _with_state(made) -> bool:
+    """Whether `init` returned `(model, eqx.nn.State)`, as `eqx.nn.make_with_state` does."""
+    return isinstance(made, tuple) and len(made) == 2 and isinstance(made[1], eqx.nn.State)
 
 
 def _stack_objectives(objectives, trainer: Trainer):
@@ -238,6 +247,7 @@ def sweep(
     stepper=None,
     *,
     key,
+    state: eqx.nn.State | None = None,
     init: Callable | None = None,
     num_members: int | None = None,
     hyperparams: Mapping[str, Sequence[float]] | None = None,
@@ -260,7 +270,11 @@ def sweep(
         (metrics are recorded per member; host callbacks are not supported).
     - `stepper`: the initial stepper of every member, or `None` with `init`.
     - `key`: splits into the members' initialisation keys and the shuffling key(s).
-    - `init`: `key -> stepper`, vmapped over one key per member (different seeds).
+    - `state`: the `eqx.nn.State` of `stepper` (batch norm's running statistics), copied to
+        every member.
+    - `init`: `key -> stepper` or `key -> (stepper, state)` (a model with `eqx.nn.State`,
+        e.g. `eqx.nn.make_with_state(Net)(key=key)`), vmapped over one key per member
+        (different seeds).
     - `num_members`: the member count (else taken from the swept values).
     - `hyperparams`: `{name: (members,) values}` of hyperparameters injected with
         `optax.inject_hyperparams` (e.g. `{"learning_rate": [1e-3, 1e-2]}`).
@@ -284,6 +298,12 @@ def sweep(
         )
     if (stepper is None) == (init is None):
         raise ValueError("Give exactly one of `stepper` (shared) and `init` (key -> stepper).")
+    if state is not None and not isinstance(state, eqx.nn.State):
+        raise TypeError(f"`state` must be an `eqx.nn.State` or None, got {type(state).__name__}.")
+    if state is not None and init is not None:
+        raise ValueError(
+            "`state` goes with `stepper`; with `init`, return `(stepper, state)` from it."
+        )
     if shuffle not in ("shared", "per_member"):
         raise ValueError(f"`shuffle` must be 'shared' or 'per_member', got {shuffle!r}.")
     hyperparams = {k: np.ravel(np.asarray(v)) for k, v in (hyperparams or {}).items()}
@@ -291,7 +311,7 @@ def sweep(
     members = _members(num_members, hyperparams, objectives)
     check_key(key)
     values: dict[str, np.ndarray] = {"member": np.arange(members)}
-    results = _initial_results(trainer, stepper, init, key, members, shuffle, hyperparams)
+    results = _initial_results(trainer, stepper, state, init, key, members, shuffle, hyperparams)
     values.update(hyperparams)
     results = strong_types(results)  # typed as the chunk returns them: one compilation
     stacked = None

@@ -292,7 +292,12 @@ class Trainer(eqx.Module):
                 [x, jnp.asarray(pad if jnp.issubdtype(x.dtype, jnp.inexact) else pad * 0, x.dtype)]
             )
 
-        fresh = self.init(result.model, key=jax.random.key(0), state=result.model_state).metrics
+        missing = any(m.name not in result.metrics for m in self.metrics)
+        fresh = (
+            self.init(result.model, key=jax.random.key(0), state=result.model_state).metrics
+            if missing
+            else {}
+        )
         metrics = {
             m.name: jax.tree_util.tree_map(
                 lambda x, m=m: resize(x, math.ceil(self.num_steps / m.every)),
