@@ -370,6 +370,31 @@ def test_errors(pairs):
         O.InputTarget(3)
 
 
+def test_lbfgs_on_a_fixed_batch_reuses_the_line_search_evaluation(pairs):
+    """On a batch that is the same at every step, the loss and gradient the line search
+    computed at the accepted point are this step's: one evaluation a step fewer, same run."""
+    calls = []
+
+    def counted(model, batch):
+        jax.debug.callback(lambda: calls.append(1))
+        return pair_loss(model, batch)
+
+    def train(data):
+        calls.clear()
+        # 3 steps: later ones sit at float32's floor, where line searches wander
+        trainer = T.Trainer(data, O.BatchLoss(counted), optax.lbfgs(), num_steps=3)
+        result = trainer(MODEL, key=KEY, progress=False)
+        return result, len(calls)
+
+    unknown, evaluations = train(D.Sampler(lambda key: pairs))  # the trainer cannot tell
+    fixed, fewer = train(D.Sampler(D.Fixed(pairs)))
+    full, full_count = train(D.Shuffled(D.Pairs(*pairs), 20))
+    assert evaluations - fewer == 2 and full_count == fewer  # every step after the first
+    for result in (fixed, full):
+        np.testing.assert_allclose(result.loss_history, unknown.loss_history, rtol=1e-6)
+        np.testing.assert_allclose(result.model.w, unknown.model.w, rtol=1e-6)
+
+
 def test_adam_then_lbfgs_continues_with_a_new_optimizer(pairs):
     """A second stage with `optax.lbfgs` (its line search re-evaluates the loss on the step's
     batch): equal to a hand-written L-BFGS loop from Adam's model."""

@@ -158,6 +158,19 @@ def test_sources_have_the_original_statistics(x64):
     np.testing.assert_allclose(images.sum(axis=(1, 2, 3)), (strength * area).sum(1), rtol=1e-10)
 
 
+def test_half_sizes_are_in_cells_and_boxes_stay_inside(x64):
+    """On a unit square of 64² cells the boxes are as many cells wide as on unit cells; on
+    16 cells a half-size of up to 10 cells is capped at half the extent."""
+    keys = jax.random.split(jax.random.key(1), 200)
+    for extent, n, bound in ((1.0, 64, 10 / 64), (16.0, 16, 8.0)):
+        grid = tf.Grid((n, n), extent=extent, placement="periodic")
+        draw = jax.jit(jax.vmap(lambda k, g=grid: _boxes(g, k, 10, 4, 0.8, 10.0, jnp.float64)))
+        low, high, _ = (np.asarray(a) for a in draw(keys))
+        half = (high - low) / 2
+        assert half.max() <= bound + 1e-12 and half.max() > 0.9 * bound
+        assert low.min() >= -1e-12 and high.max() <= extent + 1e-12
+
+
 def test_one_box_covers_fractions_of_cells(x64):
     grid = tf.Grid((8, 8), extent=8.0, placement="periodic")
     low, high = jnp.array([[1.25, 2.0]]), jnp.array([[3.5, 2.5]])

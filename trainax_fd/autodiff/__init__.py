@@ -3,6 +3,7 @@ points (Jacobian and Hessian entries, gradients, divergence, a Laplacian without
 Hessian, mixed partials by name), domains and their boundaries, point samplers that draw
 fresh points inside the compiled training loop, and a physics-informed objective."""
 
+from ..data import Fixed as Fixed
 from ._derivatives import (
     derivative as derivative,
     divergence as divergence,
@@ -32,7 +33,6 @@ from ._pinn import (
 )
 from ._points import (
     Collocation as Collocation,
-    Fixed as Fixed,
     Labelled as Labelled,
     Points as Points,
 )

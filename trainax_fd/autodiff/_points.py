@@ -5,10 +5,10 @@ from collections.abc import Callable
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
 from .._checks import check_int, check_key
+from ..data import Fixed
 from ._domains import AbstractDomain, Boundary, _sample
 from ._sequences import DETERMINISTIC, METHODS, Method, check_method, grid_side
 
@@ -122,26 +122,7 @@ class Collocation(eqx.Module):
         keys = jax.random.split(key, len(self.sets))
         return tuple(s(k) for s, k in zip(self.sets, keys))
 
-    def fixed(self, *, key=None) -> "Fixed":
+    def fixed(self, *, key=None) -> Fixed:
         """One draw kept for every step (`Fixed(self(key))`): the fixed training points of a
         full-batch training, the only kind a line search (L-BFGS) can follow."""
         return Fixed(self(key))
-
-
-class Fixed(eqx.Module):
-    """The same batch at every step: `fixed(key) -> batch`, the key ignored. Wrap a drawn set
-    of points in it to train on fixed points through `trainax_fd.data.Sampler`.
-
-    **Arguments:** `batch`: a PyTree of arrays.
-    """
-
-    batch: PyTree[Array]
-
-    def __init__(self, batch: PyTree[Array]):
-        leaves = jax.tree_util.tree_leaves(batch)
-        if not leaves or not all(eqx.is_array(x) for x in leaves):
-            raise TypeError(f"`batch` must be a PyTree of arrays, got {batch!r}.")
-        self.batch = jax.tree_util.tree_map(jnp.asarray, batch)
-
-    def __call__(self, key=None) -> PyTree[Array]:
-        return self.batch

@@ -10,6 +10,7 @@ from ._dataset import AbstractDataset as AbstractDataset
 from ._pairs import Pairs as Pairs
 from ._sources import (
     AbstractDataSource as AbstractDataSource,
+    Fixed as Fixed,
     Sampler as Sampler,
     Shuffled as Shuffled,
 )

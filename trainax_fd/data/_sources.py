@@ -186,6 +186,27 @@ class Sampler(AbstractDataSource):
         return eqx.filter_eval_shape(self.draw, jax.random.key(0))
 
 
+class Fixed(eqx.Module):
+    """The same batch at every step: `fixed(key) -> batch`, the key ignored. Wrap a drawn set
+    of points in it to train on fixed points through `Sampler(Fixed(batch))`:
+    the trainer then knows the batch is the same at every step and reuses the value and
+    gradient a line search (`optax.lbfgs`) computed at the accepted point.
+
+    **Arguments:** `batch`: a PyTree of arrays.
+    """
+
+    batch: PyTree[Array]
+
+    def __init__(self, batch: PyTree[Array]):
+        leaves = jax.tree_util.tree_leaves(batch)
+        if not leaves or not all(eqx.is_array(x) for x in leaves):
+            raise TypeError(f"`batch` must be a PyTree of arrays, got {batch!r}.")
+        self.batch = jax.tree_util.tree_map(jnp.asarray, batch)
+
+    def __call__(self, key=None) -> PyTree[Array]:
+        return self.batch
+
+
 def _typed(key: Array) -> Array:
     """A typed `jax.random.key` from raw key data (the form a `TrainResult` keeps)."""
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):

@@ -65,8 +65,8 @@ def random_heat_sources(
 
     Of `candidates` boxes, the first `min_active + floor((candidates - min_active + 1) U)` are
     active (4 to 10 of 10 by default). Per box and axis: a centre uniform in the central
-    `centre_fraction` of the extent, a half-size `U * max_half_size` (in the grid's length
-    units); per box a strength in `[0, 1)`. Each box is shifted to lie inside the domain
+    `centre_fraction` of the extent, a half-size of `U * max_half_size` cells (at most half the
+    extent); per box a strength in `[0, 1)`. Each box is shifted to lie inside the domain
     (centre clipped to `[half, extent - half]`), rasterised as the fraction of every cell it
     covers (the product over axes of the covered fraction of the cell's interval), and the
     boxes are added where they overlap. So the sum of the source over the cells times the cell
@@ -82,7 +82,7 @@ def random_heat_sources(
     - `key`: a `jax.random.key`; draw a batch with `jax.vmap` over split keys.
     - `candidates`, `min_active`: the number of boxes and the fewest active ones.
     - `centre_fraction`: the central fraction of the extent the centres are drawn from.
-    - `max_half_size`: the largest half-size, in length units.
+    - `max_half_size`: the largest half-size, in cells (`10`: the original, on unit cells).
     - `dtype`: float dtype of the result (float64 needs JAX's 64-bit mode).
 
     **Returns:** shape `(1, *grid.shape)`.
@@ -112,7 +112,9 @@ def _boxes(grid, key, candidates, min_active, centre_fraction, max_half_size, dt
     active = min_active + jnp.floor((candidates - min_active + 1) * u).astype(jnp.int32)
     centre = jax.random.uniform(centre_key, (candidates, d), dtype) - 0.5
     centre = centre * (centre_fraction * extent) + 0.5 * extent
-    half = jax.random.uniform(size_key, (candidates, d), dtype) * max_half_size
+    cell = extent / jnp.asarray(grid.shape, dtype)[None]
+    half = jax.random.uniform(size_key, (candidates, d), dtype) * (max_half_size * cell)
+    half = jnp.minimum(half, 0.5 * extent)  # a box never exceeds the domain
     on = (jnp.arange(candidates, dtype=jnp.int32) < active).astype(dtype)
     strength = jax.random.uniform(strength_key, (candidates,), dtype) * on
     centre = jnp.clip(centre, half, extent - half)

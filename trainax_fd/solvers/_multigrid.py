@@ -20,7 +20,8 @@ class Multigrid(eqx.Module):
     """Geometric multigrid for `A u = f`, `A u = c u - div(k grad u)` with homogeneous
     boundary conditions (the stencil core's `div_k_grad`, negated, plus a reaction `c`).
 
-    Levels halve every axis down to a grid of at most 256 points, solved with a dense matrix.
+    Levels halve every axis until a grid has at most 256 points or an axis no longer halves
+    (at most 1024 points), and that grid is solved with a dense matrix.
     Red-black Gauss-Seidel smooths, red points first (a `symmetric` cycle sweeps black first
     after the coarse correction, so that with equal pre- and post-smoothing it is a symmetric
     preconditioner; red first converges faster as a solver); full weighting restricts and
@@ -80,7 +81,7 @@ class Multigrid(eqx.Module):
                 c = coarsen_field(c, rules)
                 ops.append(FaceOperator(coarsen_faces(ops[-1].faces, rules), c, ops[0].periodic))
         self.operators = tuple(ops)
-        channels = 1 if k.ndim == 0 else k.shape[0]
+        channels = max(1 if a.ndim == 0 else a.shape[0] for a in (k, jnp.asarray(reaction)))
         matrix = dense(ops[-1], self.grids[-1], channels, dtype)
         if singular:  # the constants span the null space: lift it, solutions get zero mean
             n = matrix.shape[-1]
@@ -104,9 +105,9 @@ class Multigrid(eqx.Module):
         return (self.coarse_matrix @ flat).reshape(f.shape)
 
     def _cycle(self, level: int, u: Array, f: Array, kind: str) -> Array:
-        if level == self.levels - 1:
-            return self._solve_coarsest(f)
         op = self.operators[level]
+        if level == self.levels - 1:  # a correction of `u`: a one-level hierarchy still refines
+            return u + self._solve_coarsest(f - op(u))
         pre, post = self.smoothing
         u = smooth(op, u, f, pre)
         rc = restrict(f - op(u), self.rules)

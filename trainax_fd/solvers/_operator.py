@@ -208,7 +208,11 @@ def galerkin(fine, rules: tuple, coarse: Grid) -> StencilOperator:
     width = {"vertex": 2, "cell": 3}
     reach = tuple((width[p] + r) // 2 for (p, _, _), r in zip(rules, fine.reach))
     modulus = tuple(2 * r + 1 for r in reach)
-    channels = (fine.faces[0] if isinstance(fine, FaceOperator) else fine.coefficients[0]).shape[0]
+    if isinstance(fine, FaceOperator):  # a multi-channel reaction makes a multi-channel operator
+        reaction = fine.reaction
+        channels = max(fine.faces[0].shape[0], reaction.shape[0] if reaction.ndim else 1)
+    else:
+        channels = fine.coefficients[0].shape[0]
     shape = coarse.shape
     idx = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
     classes = list(itertools.product(*[range(m) for m in modulus]))

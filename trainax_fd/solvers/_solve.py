@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from .._checks import is_concrete
 from .._custom_types import Coefficient, State
 from ..stencil import BoundarySpec, Dirichlet, Grid, Periodic, boundary_pairs
 from ._cg import conjugate_gradients, cycles
@@ -38,11 +39,12 @@ def solve(
 ) -> tuple[State, SolveReport]:
     """Solve `div(k grad u) - c u + s = 0` with the stencil core's `div_k_grad`.
 
-    Geometric multigrid on the grid's own hierarchy (every axis halved down to at most 256
-    points, then a dense solve): red-black Gauss-Seidel smoothing, full-weighting
-    restriction, bilinear prolongation, coarse operators from the face-averaged `k`
-    (`coarse="rediscretise"`: fine face conductances in series along the flux, side by side
-    across it) or Galerkin products `R A P`. Dirichlet, Neumann and periodic sides; with no
+    Geometric multigrid on the grid's own hierarchy (every axis halved until at most 256
+    points remain or an axis no longer halves, then a dense solve of at most 1024 points):
+    red-black Gauss-Seidel smoothing, full-weighting restriction, bilinear prolongation,
+    coarse operators from the face-averaged `k` (`coarse="rediscretise"`: fine face
+    conductances in series along the flux, side by side across it) or Galerkin products
+    `R A P`. Dirichlet, Neumann and periodic sides; with no
     Dirichlet side and no reaction the solution is fixed to zero mean and the mean of the
     right-hand side (sources plus boundary fluxes) is removed, since only then does a solution
     exist.
@@ -60,7 +62,9 @@ def solve(
     - `bc`: boundary specification (see `trainax_fd.stencil.boundary_pairs`).
     - `conductivity`: `k > 0`, a scalar or a field `(1 or channels, *spatial)`.
     - `source`: `s`, a scalar or a field `(1 or channels, *spatial)`.
-    - `reaction`: `c >= 0`, a scalar or a field `(1 or channels, *spatial)`; `None` for none.
+    - `reaction`: `c >= 0`, a scalar or a field `(1 or channels, *spatial)`; `None` for none
+        (a concrete all-zero reaction counts as none; a traced one must be positive
+        somewhere when no side is Dirichlet, else the problem is singular).
     - `initial`: a first guess `(channels, *spatial)` (e.g. the previous time step); zero by
       default.
     - `tol`: the relative residual `||f - A u|| / ||f||` to reach. `None`: the rounding
@@ -132,9 +136,10 @@ def prepare(
     if arrays["reaction"] is not None:
         _check_sign(arrays["reaction"], "reaction", "non-negative", lambda c: c >= 0)
     tol = _check_tol(tol, dtype)
-    singular = reaction is None and not any(
-        isinstance(side, Dirichlet) for pair in pairs for side in pair
-    )
+    c = arrays["reaction"]
+    if c is not None and is_concrete(c) and not np.any(np.asarray(c)):
+        arrays["reaction"] = c = None  # a zero reaction is no reaction: maybe singular
+    singular = c is None and not any(isinstance(side, Dirichlet) for pair in pairs for side in pair)
     config = (method, cycle, smoothing, fmg, max_iterations, coarse, max_levels, singular)
     return pairs, arrays, channels, tol, config
 

@@ -16,7 +16,7 @@ from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec
 from jaxtyping import Array
 
-from ..data import AbstractDataset
+from ..data import AbstractDataset, Fixed, Sampler, Shuffled
 from ..objectives import AbstractObjective
 from ._result import TrainResult
 
@@ -62,6 +62,26 @@ def _record(trainer, s, model, batch, metrics):
     return out
 
 
+def _line_search_values(trainer, opt_state, model_state):
+    """`(value, grad)` an optimizer with a line search (`optax.lbfgs`) stored for the point
+    it accepted, when the batch is the same at every step (full batch, `Sampler(Fixed(...))`)
+    so that they are this step's loss and gradient; else `None`. (A first step stores
+    `inf`: then the loss is evaluated.)"""
+    source = trainer.source
+    same_batch = (isinstance(source, Shuffled) and source.full_batch) or (
+        isinstance(source, Sampler) and isinstance(source.sample, Fixed)
+    )
+    if not same_batch or model_state is not None or trainer.mesh is not None:
+        return None
+    try:
+        value, grads = optax.tree.get(opt_state, "value"), optax.tree.get(opt_state, "grad")
+    except KeyError:  # several line searches: no single stored point
+        return None
+    if value is None or grads is None or not eqx.is_array(value):
+        return None
+    return value, grads
+
+
 def _step(trainer, static, key, carry):
     params, model_state, opt_state, source_state, history, metrics, failed, s = carry
     # Optimizers with a line search (`optax.lbfgs`) read the loss and re-evaluate it on the
@@ -76,7 +96,19 @@ def _step(trainer, static, key, carry):
         def loss_of(p):
             return loss_and_state(trainer.objective, eqx.combine(p, static), batch, model_state)
 
-        (loss, new_state), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
+        evaluate = jax.value_and_grad(loss_of, has_aux=True)
+        stored = _line_search_values(trainer, opt_state, model_state)
+        if stored is None:
+            (loss, new_state), grads = evaluate(params)
+        else:  # the line search evaluated this point last step, on this very batch
+            value, stored_grads = stored
+            dtype = jax.eval_shape(loss_of, params)[0].dtype
+            (loss, new_state), grads = lax.cond(
+                jnp.isfinite(value),
+                lambda p: ((value.astype(dtype), model_state), stored_grads),
+                evaluate,
+                params,
+            )
         with jax.numpy_dtype_promotion("standard"):  # optax mixes Python floats and counts
             updates, new_opt_state = optimizer.update(
                 grads, opt_state, params, value=loss, grad=grads,
