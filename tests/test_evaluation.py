@@ -286,7 +286,7 @@ def cheap():
          ValueError, "`metrics` must be a metric or a non-empty sequence of metrics"),
         (lambda: E.evaluate(lambda u: u, np.zeros((2, 3, 1, 4), np.float32), metrics=[L.MSE()]),
          TypeError, "`metrics` must hold `trainax_fd.evaluation` metrics (`nRMSE()`, "
-         "`Error(...)`, ...), got MSE."),
+         "`Error(...)`, ...), got trainax_fd.losses.MSE."),
         (lambda: E.evaluate(lambda u: u, np.zeros((2, 3, 1, 4), np.float32),
                             metrics=[E.nRMSE(), E.nRMSE()]), ValueError,
          "`metrics` must have unique names, got ['nRMSE', 'nRMSE']."),

@@ -67,7 +67,8 @@ def test_command_line_with_tiny_sizes(tmp_path, capsys):
     assert "Jacobian diagonal equals cos: True" in out
     assert "Hessian entries (xx, xy, yy) = (2, 0, 0) at every point" in out
     rows = [line.split() for line in out.splitlines() if line.startswith(("penalty", "exact"))]
-    assert len(rows) == 2 and all(float(r[-3]) < 1.0 for r in rows)  # trained a little
+    # an untrained network is at ~1: 60 steps of a network of 8 reach ~0.5 and ~5e-3
+    assert len(rows) == 2 and float(rows[0][-3]) < 0.8 and float(rows[1][-3]) < 0.05
     assert "-Δu = f on the unit disk" in out
     for name in ("pinn_poisson.png", "pinn_disk.png"):
         figure = tmp_path / name

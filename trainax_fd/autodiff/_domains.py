@@ -50,7 +50,8 @@ class AbstractDomain(eqx.Module):
 
     - `contains(x, atol=None)`: whether `x` lies in the closed domain.
     - `distance(x)`: a smooth function that is zero on the boundary, positive inside, and
-        grows like the distance to the nearest face near the middle of the faces (the
+        grows like the distance to the nearest face near the middle of the faces, times
+        `min(L) / L_a` for a box of edge lengths `L` (the
         approximate distance function that imposes Dirichlet values exactly:
         `u = g + distance * network`).
     - `sample(n, key=, method=)`: `n` points of the domain, `(n, dim)`.

@@ -126,6 +126,13 @@ class Correlation(AbstractStateMetric):
         return jnp.mean(inner / norms)
 
 
+def _public_name(cls: type) -> str:
+    """`package.Name` without private modules: `trainax_fd.losses.MSE`, not `MSE` alone
+    (the evaluation metrics have losses' names)."""
+    public = [part for part in cls.__module__.split(".") if not part.startswith("_")]
+    return ".".join([*public, cls.__qualname__])
+
+
 def check_name(name) -> str:
     if not isinstance(name, str) or not name:
         raise ValueError(f"`name` must be a non-empty string, got {name!r}.")
@@ -207,13 +214,14 @@ def fourier_nRMSE(
     return Error(band, mode, root=True, name=name)
 
 
-#: PDEBench's bands (low, mid and high modes).
+#: Low, mid and high modes by the largest wavenumber magnitude over the axes.
 BANDS = {"low": (0, 4), "mid": (5, 12), "high": (13, None)}
 
 
 def fourier_bands(*, derivative: int = 0, mode: Mode = "normalized") -> tuple[Error, ...]:
     """The Fourier-band nRMSE of the low (`|k| <= 4`), mid (`5..12`) and high (`>= 13`) modes
-    (PDEBench's bands), named `fourier_nRMSE_low`, `..._mid`, `..._high`."""
+    (`|k|` the largest magnitude over the axes), named `fourier_nRMSE_low`, `..._mid`,
+    `..._high`."""
     prefix = {"normalized": "n", "symmetric": "s", "absolute": ""}.get(mode, "")
     suffix = f"_d{derivative}" if derivative else ""
     return tuple(
@@ -248,7 +256,7 @@ def check_metrics(metrics) -> tuple[AbstractStateMetric, ...]:
         if not isinstance(m, AbstractStateMetric):
             raise TypeError(
                 "`metrics` must hold `trainax_fd.evaluation` metrics (`nRMSE()`, `Error(...)`, "
-                f"...), got {type(m).__name__}."
+                f"...), got {_public_name(type(m))}."
             )
     names = [m.name for m in metrics]
     if len(set(names)) != len(names):

@@ -1,8 +1,14 @@
-"""Reproductions of published studies on the package's stencil core, steppers and trainer.
+"""Reproductions of published studies on the package's stencil core, steppers and trainer,
+each a command line (`python -m trainax_fd.reproductions.<name>`, small by default, `--full`
+at the study's sizes) and a notebook:
 
-`steady_diffusion`: `div(k grad T) + s = 0` solved as an optimisation (least squares on the
-residual, the energy), coarse to fine, and a relaxation learned from Jacobi sweeps; run it as
-`python -m trainax_fd.reproductions.steady_diffusion`.
+- `steady_diffusion`: `div(k grad T) + s = 0` solved as an optimisation (least squares on
+  the residual, the energy), coarse to fine, by multigrid, and a relaxation learned from
+  Jacobi sweeps;
+- `heat_inversion`: a U-Net learns to invert heat diffusion with SIP updates and with Adam;
+- `pinn`: derivatives at points and physics-informed networks on a square and a disk;
+- `apebench_baseline`: APEBench's 1D advection baseline, one-step, rollout and diverted-chain
+  training of several seeds, evaluated as APEBench does.
 """
 
 from ._figures import plot_levels as plot_levels, plot_residuals as plot_residuals

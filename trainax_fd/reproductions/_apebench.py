@@ -214,7 +214,7 @@ def train_seeds(
     vmapped sweep: Adam with a constant learning rate on windows of every start (of
     `num_rollout_steps + 1` levels, as trainax cuts them). **Returns:** a `SweepResult`."""
     check_key(key)
-    window = getattr(configuration, "num_rollout_steps", 0) + 1
+    window = max(configuration.window_length, getattr(configuration, "num_rollout_steps", 0) + 1)
     trainer = Trainer(
         data, configuration, optax.adam(learning_rate), num_steps=num_steps,
         batch_size=batch_size, window_length=window,

@@ -245,10 +245,11 @@ def minimise(
     `lax.scan` (one dispatch, not one per step).
 
     `"residual"` is the least-squares loss `mean(residual^2)`, whose Hessian `A^T A` has the
-    squared condition number of `A`; `"energy"` is `problem.energy`, whose Hessian is `A`
-    itself. Optimizers that keep the value and gradient in their state (`optax.lbfgs`) reuse
-    them; others evaluate once per step. The program is compiled once per shapes, optimizer
-    object, `num_steps` and objective, and timed apart from the run.
+    squared condition number of `A`; `"energy"` is `problem.energy`, whose Hessian `-A / size`
+    has the condition number of `A` itself. Optimizers that keep the value and gradient in
+    their state (`optax.lbfgs`) reuse them; others evaluate once per step. The program is
+    compiled once per shapes, optimizer object, `num_steps` and objective, and timed apart
+    from the run.
 
     **Arguments:**
 
