@@ -17,10 +17,12 @@ _INTERNAL = tuple(
 
 
 def check_int(name: str, value, minimum: int = 1) -> int:
-    """`value` itself if it is an int `>= minimum` (bools refused), else a `ValueError`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    """`value` as a Python int if it is an integer `>= minimum` (NumPy integers too, bools
+    refused), else a `ValueError`."""
+    integer = isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+    if not integer or value < minimum:
         raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}.")
-    return value
+    return int(value)
 
 
 def check_key(key, name: str = "key", *, batch: bool = False) -> None:
