@@ -561,6 +561,17 @@ def test_argument_errors(kwargs, error, message):
         solve(**args)
 
 
+def test_traced_coefficients_are_checked_when_the_solve_runs():
+    grid = Grid((32, 32))
+    solve_k = eqx.filter_jit(lambda k, c: solve(grid, "dirichlet", k, 1.0, reaction=c)[0])
+    ones = jnp.ones((1, 32, 32))
+    assert bool(jnp.all(jnp.isfinite(solve_k(ones, ones))))
+    with pytest.raises(eqx.EquinoxRuntimeError, match=re.escape("`conductivity` must be positive")):
+        solve_k(ones.at[0, 3, 4].set(-1.0), ones)
+    with pytest.raises(eqx.EquinoxRuntimeError, match=re.escape("`reaction` must be non-negative")):
+        solve_k(ones, -ones)
+
+
 def test_galerkin_refuses_periodic_axes():
     with pytest.raises(ValueError, match=re.escape("`coarse='galerkin'` does not support")):
         solve(Grid((32, 32)), Periodic(), 1.0, 1.0, coarse="galerkin")

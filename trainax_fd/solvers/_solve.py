@@ -148,6 +148,10 @@ def prepare(
 def _solve(grid, pairs, arrays, channels, tol, config):
     method, cycle, smoothing, fmg, max_iterations, coarse, max_levels, singular = config
     k, s, c, u0 = (arrays[n] for n in ("conductivity", "source", "reaction", "initial"))
+    # traced coefficients (under vmap, grad or jit) are checked when the solve runs
+    k = eqx.error_if(k, ~jnp.all(k > 0), "`conductivity` must be positive everywhere.")
+    if c is not None:
+        c = eqx.error_if(c, ~jnp.all(c >= 0), "`reaction` must be non-negative everywhere.")
     shape = (channels, *grid.shape)
     matvec, f = linear_system(grid, pairs, k, s, c, shape)
     mg = Multigrid(
