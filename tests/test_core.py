@@ -250,6 +250,42 @@ def test_a_batch_norm_model_trains_and_evaluates_in_inference_mode(pairs, standa
         O.PerSample(lambda m, e: 0.0).terms(model, pairs, state)
 
 
+def test_metrics_of_a_batch_norm_model_receive_its_state(pairs, standard_promotion):
+    from trainax_fd.evaluation import ValidationRollout, evaluate
+
+    model, state = eqx.nn.make_with_state(Normed)(jax.random.key(0))
+    x, y = pairs
+    trajectories = np.stack([x, y], axis=1)  # (samples, 2, 1, 16): one step to evaluate
+    metrics = [T.LossMetric(1), T.GradNorm(1), T.WeightNorm(1), ValidationRollout(trajectories, 2)]
+    trainer = T.Trainer(D.Pairs(*pairs), O.InputTarget(), OPTIMIZER, num_steps=4, batch_size=20,
+                        callbacks=metrics)  # fmt: skip
+    result = trainer(model, key=KEY, state=state, progress=False)
+    # the loss metric evaluates in inference mode, as the full loss does
+    np.testing.assert_allclose(
+        result.metrics["loss"][0], trainer.full_loss(model, state=state), rtol=1e-5
+    )
+    assert not np.isclose(result.metrics["loss"][0], result.loss_history[0], rtol=1e-3)
+    # the gradient norm is that of the training step (batch statistics)
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    grads = jax.grad(lambda p: O.InputTarget()(eqx.combine(p, static), (x, y), state))(params)
+    np.testing.assert_allclose(result.metrics["grad_norm"][0], optax.tree.norm(grads), rtol=1e-4)
+    frozen = eqx.nn.inference_mode(model)
+    expected = evaluate(lambda u: frozen(u, state)[0], trajectories)
+    np.testing.assert_allclose(result.metrics["validation"]["gmean"][0], expected.gmean, rtol=1e-5)
+
+    class NoState(T.AbstractMetric):
+        every: int = 1
+        name: str = "plain"
+
+        def __call__(self, step, model, batch, trainer):
+            return jnp.zeros(())
+
+    stateless = T.Trainer(D.Pairs(*pairs), O.InputTarget(), OPTIMIZER, num_steps=2,
+                          batch_size=20, callbacks=[NoState()])  # fmt: skip
+    with pytest.raises(TypeError, match=re.escape("metric `plain` (NoState) takes no `state`")):
+        stateless(model, key=KEY, state=state, progress=False)
+
+
 def test_a_sweep_of_batch_norm_models_equals_separate_trainings(pairs, standard_promotion):
     trainer = T.Trainer(D.Pairs(*pairs), O.InputTarget(), OPTIMIZER, num_steps=8, batch_size=10)
     make = eqx.nn.make_with_state(Normed)

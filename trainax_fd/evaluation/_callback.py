@@ -17,7 +17,8 @@ class ValidationRollout(AbstractMetric):
     Records `{"gmean": (metrics,), "curves": (metrics, steps), "correlation_time": ()}` of the
     model before the step's update; read them from `result.metrics[name]`, each with a leading
     records axis (record `r` is taken before step `r * every`). The rollout runs under the
-    trainer's backend settings, in the chunk's program.
+    trainer's backend settings, in the chunk's program. A model with `eqx.nn.State` rolls out
+    in inference mode, `model(u, state)[0]` a step.
 
     **Arguments:**
 
@@ -56,7 +57,13 @@ class ValidationRollout(AbstractMetric):
         self.threshold = _check_threshold(threshold)
         self.name = check_name(name)
 
-    def __call__(self, step, stepper, batch, trainer):
+    def __call__(self, step, stepper, batch, trainer, state=None):
+        if state is not None:  # batch norm: the running statistics, as at evaluation
+            model = eqx.nn.inference_mode(stepper)
+
+            def stepper(u):
+                return model(u, state)[0]
+
         result = _run(
             stepper, self.data, self.metrics, self.num_steps, self.aggregate_steps,
             self.threshold,

@@ -1,6 +1,7 @@
 """Callbacks: metrics recorded inside the compiled loop, and host-side checkpoints."""
 
 import abc
+import inspect
 import io
 import os
 from collections.abc import Callable
@@ -41,6 +42,9 @@ class AbstractMetric(eqx.Module):
     `metric(step, model, batch, trainer)` sees the step index (traced int), the model before
     the step's update, the step's batch (as the data source builds it, e.g. windows
     `(batch, time, ...)`) and the trainer; it returns a PyTree of arrays of fixed shapes.
+    A model trained with `eqx.nn.State` (batch norm) is passed with its state as training holds
+    it before the step: `metric(step, model, batch, trainer, state=state)`; a metric that
+    takes no `state` argument is refused for such a model before compiling.
     """
 
     every: eqx.AbstractVar[int]
@@ -48,6 +52,24 @@ class AbstractMetric(eqx.Module):
 
     @abc.abstractmethod
     def __call__(self, step, stepper, batch: PyTree[Array], trainer) -> PyTree[Array]: ...
+
+
+def record_metric(metric: AbstractMetric, step, model, batch, trainer, state):
+    """`metric`'s value; the model's state is passed only to a model that has one."""
+    if state is None:
+        return metric(step, model, batch, trainer)
+    return metric(step, model, batch, trainer, state=state)
+
+
+def check_stateful_metrics(metrics) -> None:
+    """`TypeError` naming every metric that cannot take a model's `state`."""
+    for m in metrics:
+        parameters = inspect.signature(m.__call__).parameters.values()
+        if not any(p.name == "state" or p.kind is p.VAR_KEYWORD for p in parameters):
+            raise TypeError(
+                f"metric `{m.name}` ({type(m).__name__}) takes no `state` argument, but the "
+                "model has `eqx.nn.State`; give its `__call__` a keyword `state=None`."
+            )
 
 
 def _objective(objective, trainer):
@@ -59,7 +81,8 @@ def _objective(objective, trainer):
 
 
 class LossMetric(AbstractMetric):
-    """The loss of an objective on the step's batch (default: the training objective).
+    """The loss of an objective on the step's batch (default: the training objective); a
+    model with `eqx.nn.State` is evaluated in inference mode, as `Trainer.full_loss` does.
 
     **Arguments:** `every`, `objective` (an objective or a configuration, or `None`), `name`
     (default `"loss"`).
@@ -73,13 +96,16 @@ class LossMetric(AbstractMetric):
         self.every, self.objective = check_int("every", every), objective
         self.name = _check_name(name)
 
-    def __call__(self, step, model, batch, trainer):
-        return _objective(self.objective, trainer)(model, batch)
+    def __call__(self, step, model, batch, trainer, state=None):
+        if state is not None:
+            model = eqx.nn.inference_mode(model)
+        return _objective(self.objective, trainer)(model, batch, state)
 
 
 class GradNorm(AbstractMetric):
     """The gradient norm of an objective's batch loss (default: the training objective),
-    over the trainable leaves.
+    over the trainable leaves; a model with `eqx.nn.State` in training mode, as the step
+    differentiates it.
 
     **Arguments:** `every`, `objective` (or `None`), `squared`, `name` (default
     `"grad_norm"`).
@@ -94,10 +120,10 @@ class GradNorm(AbstractMetric):
         self.every, self.objective = check_int("every", every), objective
         self.squared, self.name = bool(squared), _check_name(name)
 
-    def __call__(self, step, model, batch, trainer):
+    def __call__(self, step, model, batch, trainer, state=None):
         params, static = trainer.partition(model)
         objective = _objective(self.objective, trainer)
-        grads = jax.grad(lambda p: objective(eqx.combine(p, static), batch))(params)
+        grads = jax.grad(lambda p: objective(eqx.combine(p, static), batch, state))(params)
         return tree_norm(grads, self.squared)
 
 
@@ -112,7 +138,7 @@ class WeightNorm(AbstractMetric):
         self.every, self.squared = check_int("every", every), bool(squared)
         self.name = _check_name(name)
 
-    def __call__(self, step, stepper, batch, trainer):
+    def __call__(self, step, stepper, batch, trainer, state=None):
         return tree_norm(stepper, self.squared)
 
 
@@ -129,7 +155,7 @@ class KeepStepper(AbstractMetric):
     def __init__(self, every: int, *, name: str = "stepper"):
         self.every, self.name = check_int("every", every), _check_name(name)
 
-    def __call__(self, step, stepper, batch, trainer):
+    def __call__(self, step, stepper, batch, trainer, state=None):
         return eqx.filter(stepper, eqx.is_inexact_array)
 
     def stepper(self, result: TrainResult, record: int, like):

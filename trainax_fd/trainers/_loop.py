@@ -18,6 +18,7 @@ from jaxtyping import Array
 
 from ..data import AbstractDataset, Fixed, Sampler, Shuffled
 from ..objectives import AbstractObjective
+from ._callbacks import record_metric
 from ._result import TrainResult
 
 
@@ -48,12 +49,12 @@ def _all_finite(tree) -> Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves] or [jnp.bool_(True)]))
 
 
-def _record(trainer, s, model, batch, metrics):
+def _record(trainer, s, model, state, batch, metrics):
     out = {}
     for m in trainer.metrics:
 
         def write(buffers, m=m):
-            value = m(s, model, batch, trainer)
+            value = record_metric(m, s, model, batch, trainer, state)
             return jax.tree_util.tree_map(
                 lambda buf, v: buf.at[s // m.every].set(v.astype(buf.dtype)), buffers, value
             )
@@ -114,7 +115,7 @@ def _step(trainer, static, key, carry):
                 grads, opt_state, params, value=loss, grad=grads,
                 value_fn=lambda p: loss_of(p)[0],
             )  # fmt: skip
-        record = _record(trainer, s, eqx.combine(params, static), batch, metrics)
+        record = _record(trainer, s, eqx.combine(params, static), model_state, batch, metrics)
         return loss, new_state, grads, updates, new_opt_state, record
 
     (loss, new_state, grads, updates, new_opt_state, metrics), source_state = trainer.source.apply(

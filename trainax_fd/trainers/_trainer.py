@@ -21,7 +21,13 @@ from ..data import AbstractBatching, AbstractDataset, AbstractDataSource, Window
 from ..data._batching import DROP_REMAINDER
 from ..objectives import AbstractObjective, WindowObjective
 from . import _loop
-from ._callbacks import AbstractHostCallback, AbstractMetric, Checkpoint
+from ._callbacks import (
+    AbstractHostCallback,
+    AbstractMetric,
+    Checkpoint,
+    check_stateful_metrics,
+    record_metric,
+)
 from ._result import NonFiniteLossError, TrainResult, load_result
 from ._sources import build_source
 
@@ -240,11 +246,15 @@ class Trainer(eqx.Module):
             lambda p, s, b: _loop.loss_and_state(self.objective, eqx.combine(p, static), b, s)[0],
             _shapes(params), _shapes(state), batch,
         )  # fmt: skip
+        if state is not None:
+            check_stateful_metrics(self.metrics)
         metrics = {}
         for m in self.metrics:
             shapes = jax.eval_shape(
-                lambda p, b, m=m: m(jnp.asarray(0), eqx.combine(p, static), b, self),
-                _shapes(params), batch,
+                lambda p, s, b, m=m: record_metric(
+                    m, jnp.asarray(0), eqx.combine(p, static), b, self, s
+                ),
+                _shapes(params), _shapes(state), batch,
             )  # fmt: skip
             records = math.ceil(self.num_steps / m.every)
             metrics[m.name] = jax.tree_util.tree_map(
